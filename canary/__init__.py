@@ -1,0 +1,3 @@
+"""canary: scheduled quality canaries for hosted LLMs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,259 @@
+"""Pydantic models for canary.yaml and prompts/*.yaml. Unknown keys are always rejected."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Slug = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- canary.yaml
+
+
+class RetryPolicy(Strict):
+    """canary's own retry policy; the SDKs' retries are always off so one attempt is one request."""
+
+    attempts: Annotated[int, Field(ge=0, le=20)] = 3  # retries after the first request
+    backoff_s: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)] = [30.0, 60.0, 120.0]
+    jitter: Annotated[float, Field(ge=0, le=1)] = 0.25  # +-fraction of each delay
+    max_retry_after_s: Annotated[float, Field(ge=0)] = 300.0
+
+    def delay(self, retry_number: int) -> float:
+        """Base delay before retry `retry_number` (1-based); past the list, keep doubling."""
+        if retry_number <= len(self.backoff_s):
+            return self.backoff_s[retry_number - 1]
+        return self.backoff_s[-1] * 2 ** (retry_number - len(self.backoff_s))
+
+
+class Price(Strict):
+    input_per_mtok: Annotated[float, Field(ge=0)]
+    output_per_mtok: Annotated[float, Field(ge=0)]
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1_000_000
+
+
+class Defaults(Strict):
+    samples: Annotated[int, Field(ge=1, le=1000)] = 3
+    concurrency: Annotated[int, Field(ge=1, le=10_000)] = 16  # per model
+    global_concurrency: Annotated[int, Field(ge=1, le=10_000)] = 64
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    stream: bool = True
+    params: dict[str, Any] = {"max_tokens": 1024}
+    retry: RetryPolicy = RetryPolicy()
+
+
+class SimFault(Strict):
+    """A scripted failure. With `times`, the first N matching requests fail; otherwise each
+    matching request fails with probability `rate`. `from`/`to` limit it to simulated days."""
+
+    kind: Literal["status", "quota", "timeout", "mid_stream", "empty", "bad_tool_args", "huge"] = "status"
+    status: Annotated[int, Field(ge=400, le=599)] = 529
+    times: Annotated[int, Field(ge=1)] | None = None
+    rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    retry_after_s: Annotated[float, Field(ge=0)] | None = None
+    from_day: date | None = Field(None, alias="from")
+    to_day: date | None = Field(None, alias="to")
+    size: Annotated[int, Field(ge=1)] = 1_000_000  # for kind: huge, characters in the answer
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SimPeriod(Strict):
+    """Overrides of the simulated behaviour for a span of simulated days (inclusive)."""
+
+    from_day: date | None = Field(None, alias="from")
+    to_day: date | None = Field(None, alias="to")
+    quality: Annotated[float, Field(ge=0, le=1)] | None = None
+    latency_ms: Annotated[float, Field(ge=0)] | None = None
+    token_inflation: Annotated[float, Field(gt=0)] | None = None
+    served_model: str | None = None
+    fingerprint: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SimBehaviour(Strict):
+    """How the built-in simulator behaves for one model (provider: sim)."""
+
+    quality: Annotated[float, Field(ge=0, le=1)] = 1.0  # probability of the correct answer
+    latency_ms: Annotated[float, Field(ge=0)] = 0.0
+    token_inflation: Annotated[float, Field(gt=0)] = 1.0
+    served_model: str | None = None  # what the response says served it (default: the requested name)
+    fingerprint: str | None = None
+    seed: int = 0
+    periods: list[SimPeriod] = []
+    faults: list[SimFault] = []
+
+
+Provider = Literal["anthropic", "openai", "openai_compatible", "sim"]
+DEFAULT_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+
+
+class ModelConfig(Strict):
+    id: Slug
+    provider: Provider
+    model: Annotated[str, Field(min_length=1)]
+    protocol: Literal["anthropic", "openai"] | None = None  # sim only: which wire API/SDK to use
+    base_url: str | None = None
+    api_key_env: EnvName | None = None
+    params: dict[str, Any] = {}
+    stream: bool | None = None
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+    concurrency: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    samples: Annotated[int, Field(ge=1, le=1000)] | None = None
+    price: Price | None = None
+    retires: date | None = None
+    sim: SimBehaviour | None = None
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> ModelConfig:
+        if self.provider == "openai_compatible" and not self.base_url:
+            raise ValueError("provider openai_compatible needs base_url (the gateway's OpenAI-style /v1 URL)")
+        if self.provider != "sim" and self.sim is not None:
+            raise ValueError("`sim` settings only apply to provider: sim")
+        if self.provider != "sim" and self.protocol is not None:
+            raise ValueError("`protocol` only applies to provider: sim (the SDK follows from the provider)")
+        return self
+
+    @property
+    def wire(self) -> Literal["anthropic", "openai"]:
+        """Which wire protocol (and SDK) this model is called through."""
+        if self.provider == "sim":
+            return self.protocol or "anthropic"
+        return "anthropic" if self.provider == "anthropic" else "openai"
+
+    @property
+    def key_env(self) -> str | None:
+        """The environment variable holding this model's API key, if it needs one."""
+        if self.api_key_env:
+            return self.api_key_env
+        return DEFAULT_KEY_ENV.get(self.provider)
+
+
+class ProjectConfig(Strict):
+    store: str = "sqlite:///canary.db"  # relative sqlite paths resolve against canary.yaml's folder
+    prompts: str = "prompts"
+    scorers: str = "scorers"
+    reports: str = "reports"
+    defaults: Defaults = Defaults()
+    models: Annotated[list[ModelConfig], Field(min_length=1)]
+
+    def model_settings(self, model: ModelConfig) -> ResolvedModel:
+        d = self.defaults
+        return ResolvedModel(
+            config=model,
+            samples=model.samples or d.samples,
+            concurrency=model.concurrency or d.concurrency,
+            timeout_s=model.timeout_s or d.timeout_s,
+            stream=d.stream if model.stream is None else model.stream,
+            params={**d.params, **model.params},
+            retry=d.retry,
+        )
+
+
+class ResolvedModel(BaseModel):
+    """A model with the defaults filled in: what the runner actually uses."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: ModelConfig
+    samples: int
+    concurrency: int
+    timeout_s: float
+    stream: bool
+    params: dict[str, Any]
+    retry: RetryPolicy
+
+
+# --------------------------------------------------------------------------- prompts/*.yaml
+
+
+class ToolDecl(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: str = ""
+    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+class SimCall(Strict):
+    name: str
+    arguments: dict[str, Any] = {}
+
+
+class SimTurn(Strict):
+    answer: str
+    wrong: str | None = None
+
+
+class SimAnswers(Strict):
+    """How the built-in simulator answers this canary; not part of the canary's hash."""
+
+    answer: str | None = None  # single; tool_call: the final answer after the tool result
+    wrong: str | None = None
+    turns: list[SimTurn] = []  # multi_turn: one per user turn
+    call: SimCall | None = None  # tool_call: the correct call
+    wrong_call: SimCall | None = None  # tool_call: the wrong call (default: answer without calling)
+
+
+class CanaryBase(Strict):
+    id: Slug
+    description: str = ""
+    tags: list[str] = []
+    samples: Annotated[int, Field(ge=1, le=1000)] | None = None
+    system: str | None = None
+    scorers: Annotated[list[dict[str, Any]], Field(min_length=1)]
+    sim: SimAnswers | None = None
+
+    @field_validator("scorers")
+    @classmethod
+    def _one_key_each(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for entry in value:
+            if len(entry) != 1:
+                raise ValueError("each scorer is a mapping with exactly one key, the scorer's name")
+        return value
+
+    def content_hash(self) -> str:
+        """Hash of what is sent and how it is judged: editing either starts a new series."""
+        payload = self.model_dump(mode="json", exclude={"description", "tags", "samples", "sim", "id"})
+        text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class SingleCanary(CanaryBase):
+    kind: Literal["single"] = "single"
+    prompt: Annotated[str, Field(min_length=1)]
+
+
+class Turn(Strict):
+    user: Annotated[str, Field(min_length=1)]
+    name: str | None = None
+
+
+class MultiTurnCanary(CanaryBase):
+    kind: Literal["multi_turn"]
+    turns: Annotated[list[Turn], Field(min_length=1)]
+
+
+class ToolCallCanary(CanaryBase):
+    kind: Literal["tool_call"]
+    prompt: Annotated[str, Field(min_length=1)]
+    tools: Annotated[list[ToolDecl], Field(min_length=1)]
+    tool_results: dict[str, Any] = {}  # tool name -> result fed back; then the final answer is scored
+
+
+Canary = SingleCanary | MultiTurnCanary | ToolCallCanary
+CANARY_KINDS: dict[str, type[CanaryBase]] = {
+    "single": SingleCanary,
+    "multi_turn": MultiTurnCanary,
+    "tool_call": ToolCallCanary,
+}
