@@ -1,0 +1,224 @@
+"""Claude through the official `anthropic` SDK's Messages API (also the simulator's Anthropic wire)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from canary.config.models import ResolvedModel
+from canary.providers.base import (
+    PLACEHOLDER_KEY,
+    check_params,
+    pool_limits,
+    split_params,
+    tool_call,
+)
+from canary.providers.errors import classify
+from canary.records import ChatRequest, ChatResponse, Message, ToolCall
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"  # explicit, so ANTHROPIC_BASE_URL cannot redirect the key
+DEFAULT_MAX_TOKENS = 1024  # the Messages API refuses a request without it
+NATIVE = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
+          "stop_sequences": "stop_sequences", "stop": "stop_sequences"}  # fmt: skip
+
+
+def to_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Neutral messages as Messages API turns; tool results become user `tool_result` blocks,
+    merged into one user turn as the API requires after a multi-tool assistant turn."""
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        if msg.role == "assistant":
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": msg.text}] if msg.text else []
+            for call in msg.tool_calls:
+                blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _input_of(call)})
+            role, content = "assistant", blocks or [{"type": "text", "text": ""}]
+        elif msg.role == "tool":
+            role = "user"
+            content = [{"type": "tool_result", "tool_use_id": msg.tool_call_id or "", "content": msg.text}]
+        else:
+            role, content = "user", [{"type": "text", "text": msg.text}]
+        if out and out[-1]["role"] == role == "user":
+            out[-1]["content"].extend(content)
+        else:
+            out.append({"role": role, "content": content})
+    return out
+
+
+def _input_of(call: ToolCall) -> dict[str, Any]:
+    """The API needs an object; a call whose arguments were not one is echoed as an empty input."""
+    if call.arguments is not None:
+        return call.arguments
+    try:
+        value = json.loads(call.raw_arguments)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class StreamAccumulator:
+    """Builds the answer from raw stream events, keeping invalid tool JSON instead of failing on it."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.model: str | None = None
+        self.stop_reason: str | None = None
+
+    def feed(self, event: Any) -> None:
+        kind = getattr(event, "type", None)
+        if kind == "message_start":
+            message = event.message
+            self.model = getattr(message, "model", None)
+            self._usage(getattr(message, "usage", None))
+        elif kind == "content_block_start":
+            block = event.content_block
+            entry: dict[str, Any] = {"type": getattr(block, "type", None), "text": getattr(block, "text", "") or ""}
+            if entry["type"] == "tool_use":
+                entry.update(id=block.id, name=block.name, partial=[], input=getattr(block, "input", None))
+            self.blocks[event.index] = entry
+        elif kind == "content_block_delta":
+            entry = self.blocks.setdefault(event.index, {"type": "text", "text": ""})
+            delta = event.delta
+            if delta.type == "text_delta":
+                entry["text"] += delta.text
+            elif delta.type == "input_json_delta":
+                entry.setdefault("partial", []).append(delta.partial_json)
+        elif kind == "message_delta":
+            self.stop_reason = getattr(event.delta, "stop_reason", None) or self.stop_reason
+            self._usage(getattr(event, "usage", None))
+
+    def _usage(self, usage: Any) -> None:
+        if usage is None:
+            return
+        self.input_tokens = getattr(usage, "input_tokens", None) or self.input_tokens
+        self.output_tokens = getattr(usage, "output_tokens", None) or self.output_tokens
+
+    def text(self) -> str:
+        return "".join(b["text"] for _, b in sorted(self.blocks.items()) if b["type"] == "text")
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        calls = []
+        for _, b in sorted(self.blocks.items()):
+            if b["type"] != "tool_use":
+                continue
+            if b["partial"]:
+                raw = "".join(b["partial"])
+            else:
+                raw = json.dumps(b["input"]) if isinstance(b["input"], dict) else ""
+            calls.append(tool_call(b["id"], b["name"], raw))
+        return tuple(calls)
+
+
+def _tool_calls_of(content: Any) -> tuple[ToolCall, ...]:
+    calls = []
+    for block in content:
+        if getattr(block, "type", None) != "tool_use":
+            continue
+        value = block.input
+        raw = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        calls.append(tool_call(block.id, block.name, raw))
+    return tuple(calls)
+
+
+class AnthropicProvider:
+    """One model, one shared AsyncAnthropic client, one HTTP request per `complete`."""
+
+    def __init__(
+        self,
+        model: ResolvedModel,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        import anthropic
+
+        check_params(model)
+        self.model = model
+        self._sdk = anthropic
+        self._key = api_key or PLACEHOLDER_KEY
+        # An explicit api_key switches off the SDK's environment, profile and federation lookups.
+        self._client = anthropic.AsyncAnthropic(
+            api_key=self._key,
+            base_url=base_url or model.config.base_url or DEFAULT_BASE_URL,
+            max_retries=0,
+            timeout=model.timeout_s,
+            default_headers=extra_headers or None,
+            http_client=anthropic.DefaultAsyncHttpxClient(limits=pool_limits(model), timeout=model.timeout_s),
+        )
+        params = dict(model.params)
+        params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+        self._kwargs, self._extra_body = split_params(params, NATIVE)
+
+    def __repr__(self) -> str:
+        return f"AnthropicProvider(model={self.model.config.id!r})"
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    def _request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model.config.model,
+            "messages": to_messages(request.messages),
+            **self._kwargs,
+        }
+        if request.system:
+            kwargs["system"] = request.system
+        if request.tools:
+            kwargs["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in request.tools
+            ]
+        if self._extra_body:
+            kwargs["extra_body"] = self._extra_body
+        return kwargs
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        kwargs = self._request_kwargs(request)
+        started = time.monotonic()
+        after_200 = False
+        try:
+            async with asyncio.timeout(self.model.timeout_s):
+                if not self.model.stream:
+                    message = await self._client.messages.create(**kwargs)
+                    return self._from_message(message, time.monotonic() - started)
+                stream = await self._client.messages.create(**kwargs, stream=True)
+                after_200 = True
+                acc = StreamAccumulator()
+                async with stream:
+                    async for event in stream:
+                        acc.feed(event)
+                return ChatResponse(
+                    text=acc.text(),
+                    tool_calls=acc.tool_calls(),
+                    input_tokens=acc.input_tokens,
+                    output_tokens=acc.output_tokens,
+                    served_model=acc.model,
+                    stop_reason=acc.stop_reason,
+                    fingerprint=None,
+                    latency_s=time.monotonic() - started,
+                    request_id=stream.response.headers.get("request-id"),
+                )
+        except Exception as exc:  # noqa: BLE001 - every failure is classified or re-raised
+            error = classify(exc, self._sdk, after_200=after_200, secrets=(self._key,))
+            if error is None:
+                raise
+            raise error from None
+
+    @staticmethod
+    def _from_message(message: Any, latency_s: float) -> ChatResponse:
+        content = message.content or []
+        usage = message.usage
+        return ChatResponse(
+            text="".join(getattr(b, "text", "") or "" for b in content if getattr(b, "type", None) == "text"),
+            tool_calls=_tool_calls_of(content),
+            input_tokens=getattr(usage, "input_tokens", 0) or 0,
+            output_tokens=getattr(usage, "output_tokens", 0) or 0,
+            served_model=message.model,
+            stop_reason=message.stop_reason,
+            fingerprint=None,
+            latency_s=latency_s,
+            request_id=getattr(message, "_request_id", None),
+        )

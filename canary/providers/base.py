@@ -1,0 +1,84 @@
+"""The provider contract and the plumbing every vendor adapter shares.
+
+A provider turns one neutral `ChatRequest` into exactly one HTTP request: canary counts
+attempts itself, so nothing below may retry, and nothing may leak the SDK's own types."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from canary.config.models import ResolvedModel
+from canary.errors import SetupError
+from canary.records import ChatRequest, ChatResponse, ToolCall
+
+PLACEHOLDER_KEY = "unused"  # keyless gateways and the simulator still need *some* key for the SDKs
+
+# Set by the adapters themselves; a params entry for one of these would silently break the call.
+RESERVED_PARAMS = frozenset({"model", "messages", "system", "tools", "stream", "stream_options"})
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One model behind one shared SDK client."""
+
+    model: ResolvedModel
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Make exactly one HTTP request; raise `ProviderError` on any service failure."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def check_params(model: ResolvedModel) -> None:
+    """Refuse params that would fight the adapter, at build time rather than mid-run."""
+    clash = sorted(RESERVED_PARAMS & set(model.params))
+    if clash:
+        raise SetupError(
+            f"model {model.config.id}: params {', '.join(clash)} are set by canary itself "
+            "(use the model's `stream:` setting and the canary files instead)"
+        )
+
+
+def split_params(params: Mapping[str, Any], native: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split params into SDK keyword arguments (`native` maps param name -> SDK argument)
+    and an `extra_body` that reaches the API unchanged, so new vendor options need no code."""
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in native:
+            kwargs[native[key]] = value
+        else:
+            extra[key] = value
+    return kwargs, extra
+
+
+def parse_tool_arguments(raw: str) -> dict[str, Any] | None:
+    """Arguments as the model sent them; None unless they are a JSON object (a scorer fails that)."""
+    if raw.strip() == "":
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def tool_call(id_: str, name: str, raw: str) -> ToolCall:
+    return ToolCall(id=id_, name=name, arguments=parse_tool_arguments(raw), raw_arguments=raw)
+
+
+def arguments_json(call: ToolCall) -> str:
+    """The arguments to echo back in a follow-up request: exactly what the model sent."""
+    if call.raw_arguments:
+        return call.raw_arguments
+    return json.dumps(call.arguments or {}, ensure_ascii=False)
+
+
+def pool_limits(model: ResolvedModel) -> Any:
+    """Connection pool sized for the model's concurrency (the SDK default is 1000)."""
+    import httpx2
+
+    return httpx2.Limits(max_connections=model.concurrency, max_keepalive_connections=model.concurrency)

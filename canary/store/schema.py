@@ -1,0 +1,143 @@
+"""The store's tables, as SQLAlchemy Core objects on one MetaData.
+
+Core, not the ORM: the hot path is one INSERT per sample and the ORM costs start-up time
+for nothing. Alembic migrations (migrations/versions) must create exactly these tables; a
+test compares them with `alembic.autogenerate.compare_metadata` on both dialects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from canary.records import OUTCOMES
+
+# Every revision this code knows, oldest first. A database at a revision missing from
+# here was written by a newer canary and is refused rather than misread.
+REVISIONS: tuple[str, ...] = ("0001",)
+HEAD_REVISION = REVISIONS[-1]
+
+RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
+
+# Key columns are short identifiers; anything a model or a vendor sends back is Text,
+# which takes a 1 MB answer on both SQLite and PostgreSQL.
+ID = sa.String(255)
+HASH = sa.String(64)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on both dialects.
+
+    SQLite has no timestamp type and drops the offset, so values are normalised to UTC before
+    they are written and stamped UTC when read; naive inputs are taken to be UTC already."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(32), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("canary_version", sa.String(64), nullable=False),
+    sa.Column("model_ids", sa.Text, nullable=False),  # JSON list
+    sa.Column("n_planned", sa.Integer, nullable=False),
+    sa.Column("n_done", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("id", name="pk_runs"),
+    sa.CheckConstraint(_in("status", RUN_STATUSES), name="ck_runs_status"),
+    sa.Index("ix_runs_started_at", "started_at"),
+)
+
+canaries = sa.Table(
+    "canaries",
+    metadata,
+    sa.Column("canary_id", ID, nullable=False),
+    sa.Column("canary_hash", HASH, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # canonical JSON of the canary
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("canary_id", "canary_hash", name="pk_canaries"),
+)
+
+# (day, model, canary, content hash, sample index): a rerun of the same day fills only the
+# missing slots, and editing a canary (new hash) starts a new series.
+SAMPLE_KEY: tuple[str, ...] = ("day", "model_id", "canary_id", "canary_hash", "sample_index")
+
+samples = sa.Table(
+    "samples",
+    metadata,
+    sa.Column("id", sa.Integer, nullable=False, autoincrement=True),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("model_id", ID, nullable=False),
+    sa.Column("canary_id", ID, nullable=False),
+    sa.Column("canary_hash", HASH, nullable=False),
+    sa.Column("sample_index", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("failed_turn", sa.Integer, nullable=True),
+    sa.Column("n_attempts", sa.Integer, nullable=False),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("latency_s", sa.Float, nullable=False),
+    sa.Column("served_model", sa.Text, nullable=True),
+    sa.Column("fingerprint", sa.Text, nullable=True),
+    sa.Column("stop_reason", sa.Text, nullable=True),
+    sa.Column("error_code", sa.Text, nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=False),
+    sa.Column("transcript", sa.Text, nullable=False),  # JSON list of turns
+    sa.PrimaryKeyConstraint("id", name="pk_samples"),
+    sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_samples_run_id_runs"),
+    sa.UniqueConstraint(*SAMPLE_KEY, name="uq_samples_key"),
+    sa.CheckConstraint(_in("outcome", OUTCOMES), name="ck_samples_outcome"),
+    sa.Index("ix_samples_model_id_day", "model_id", "day"),
+    sa.Index("ix_samples_run_id", "run_id"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("sample_id", sa.Integer, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),  # position in SampleResult.attempts
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("turn", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("latency_s", sa.Float, nullable=False),
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("code", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("retry_after_s", sa.Float, nullable=True),
+    sa.PrimaryKeyConstraint("sample_id", "seq", name="pk_attempts"),
+    sa.ForeignKeyConstraint(
+        ["sample_id"], ["samples.id"], name="fk_attempts_sample_id_samples", ondelete="CASCADE"
+    ),
+)
