@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from canary.scoring.base import Scorer, ScoreInput, ScorerSpecError, Verdict
+from canary.scoring.base import ScoreInput, Scorer, ScorerSpecError, Verdict
 
 TurnKeyword = Literal["all", "first", "last"]
 TurnSelection = TurnKeyword | tuple[int | str, ...]
@@ -253,7 +253,13 @@ def _explain(exc: ValidationError, cls: type[Scorer], nested: bool) -> tuple[tup
         return loc, f"unknown option `{loc[-1]}`", valid if len(loc) == 1 else None
     if kind in ("value_error", "assertion_error") and err.get("ctx", {}).get("error") is not None:
         return loc, str(err["ctx"]["error"]), None
-    problem = _PROBLEMS.get(kind) or (err["msg"][:1].lower() + err["msg"][1:])
+    ctx = err.get("ctx", {})
+    if kind == "too_short" and ctx.get("min_length") == 1:
+        problem = "expected at least one item"
+    elif kind == "string_too_short" and ctx.get("min_length") == 1:
+        problem = "expected a non-empty string"
+    else:
+        problem = _PROBLEMS.get(kind) or (err["msg"][:1].lower() + err["msg"][1:])
     hint = None
     if not loc:
         hint = valid

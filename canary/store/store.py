@@ -1,0 +1,255 @@
+"""The results store: runs, canaries, samples and their attempts, on SQLite or PostgreSQL.
+
+The unique sample key makes the database the coordinator: a rerun or a second runner
+inserting a slot that is already there changes nothing (INSERT .. ON CONFLICT DO NOTHING),
+so no in-process bookkeeping can double-count a sample."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+import canary
+from canary.errors import StoreError
+from canary.records import Attempt, SampleResult
+from canary.store import migrate as _migrate
+from canary.store.dberrors import guard
+from canary.store.engine import WRITE_OPTION, Target, create_engine, parse_url
+from canary.store.rows import (
+    RunRow,
+    SampleRow,
+    attempt_from_row,
+    attempt_values,
+    run_from_row,
+    sample_from_row,
+    sample_values,
+)
+from canary.store.schema import HEAD_REVISION, RUN_STATUSES, SAMPLE_KEY, attempts, canaries, runs, samples
+
+FINAL_STATUSES = tuple(s for s in RUN_STATUSES if s != "running")
+
+
+def _insert(dialect: str) -> Any:
+    """The dialect's INSERT construct, the one that knows ON CONFLICT."""
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
+class Store:
+    """Open with `Store.open(url)`; safe to share between threads (the engine pools connections)."""
+
+    def __init__(self, engine: sa.Engine, target: Target) -> None:
+        self.engine = engine
+        self.target = target
+        self.display_url = target.display_url
+        # What open(migrate=...) did: (from, to) when it upgraded, else None.
+        self.migrated: tuple[str | None, str] | None = None
+        insert = _insert(target.dialect)
+        new = insert(samples).on_conflict_do_nothing(index_elements=list(SAMPLE_KEY))
+        self._insert_new = new.returning(samples.c.id)
+        upsert = insert(samples)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=list(SAMPLE_KEY),
+            set_={c.name: upsert.excluded[c.name] for c in samples.c if c.name not in (*SAMPLE_KEY, "id")},
+        )
+        self._upsert = upsert.returning(samples.c.id)
+        self._insert_canary = insert(canaries).on_conflict_do_nothing(index_elements=["canary_id", "canary_hash"])
+        self._insert_attempts = attempts.insert()
+        self._delete_attempts = attempts.delete().where(attempts.c.sample_id == sa.bindparam("sid"))
+
+    # ----------------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        base_dir: Path | None = None,
+        migrate: bool | None = None,
+        busy_timeout_s: float = 5.0,
+    ) -> Store:
+        """Connect and make sure the schema is this code's.
+
+        migrate=None upgrades SQLite automatically (a local file, nobody else to ask) and only
+        checks PostgreSQL (a shared database is upgraded deliberately: `canary db upgrade`).
+        True upgrades either; False only checks. A database ahead of the code is always refused."""
+        target = parse_url(url, base_dir)
+        engine = create_engine(target, busy_timeout_s=busy_timeout_s)
+        store = cls(engine, target)
+        try:
+            store._check_schema(migrate)
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def _check_schema(self, migrate: bool | None) -> None:
+        current = self.schema_revision()
+        if current == HEAD_REVISION:
+            return
+        if not _migrate.is_known(current):
+            raise _migrate.ahead_error(str(current))
+        if migrate if migrate is not None else self.target.dialect == "sqlite":
+            self.migrated = self.upgrade()
+            return
+        raise _migrate.behind_error(current)
+
+    def upgrade(self) -> tuple[str | None, str]:
+        """Apply pending migrations with Alembic; returns (from revision, to revision)."""
+        with guard(self.target):
+            return _migrate.upgrade(self.engine, self.target)
+
+    def schema_revision(self) -> str | None:
+        with self._read() as conn:
+            return _migrate.read_revision(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with guard(self.target), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
+        with guard(self.target), self.engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    # ----------------------------------------------------------------------- runs
+
+    def start_run(self, *, day: date, model_ids: list[str], n_planned: int) -> str:
+        run_id = uuid.uuid4().hex
+        values = {
+            "id": run_id,
+            "day": day,
+            "started_at": datetime.now(UTC),
+            "finished_at": None,
+            "status": "running",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "canary_version": canary.__version__,
+            "model_ids": json.dumps(list(model_ids)),
+            "n_planned": n_planned,
+            "n_done": 0,
+        }
+        with self._write() as conn:
+            conn.execute(runs.insert(), values)
+        return run_id
+
+    def finish_run(self, run_id: str, *, status: str, n_done: int) -> None:
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"run status must be one of {', '.join(FINAL_STATUSES)}, not {status!r}")
+        stmt = (
+            runs.update()
+            .where(runs.c.id == run_id)
+            .values(status=status, n_done=n_done, finished_at=datetime.now(UTC))
+        )
+        with self._write() as conn:
+            if conn.execute(stmt).rowcount != 1:
+                raise StoreError(f"no run {run_id} in {self.display_url}")
+
+    def last_run(self) -> RunRow | None:
+        with self._read() as conn:
+            row = conn.execute(runs.select().order_by(runs.c.started_at.desc()).limit(1)).mappings().first()
+        return run_from_row(row) if row is not None else None
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        with self._read() as conn:
+            row = conn.execute(runs.select().where(runs.c.id == run_id)).mappings().first()
+        return run_from_row(row) if row is not None else None
+
+    # ----------------------------------------------------------------------- canaries
+
+    def save_canaries(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
+        """Record canary contents by (id, hash); a hash names its content, so existing rows stay."""
+        now = datetime.now(UTC)
+        values = [
+            {"canary_id": cid, "canary_hash": chash, "kind": kind, "content": content, "first_seen": now}
+            for cid, chash, kind, content in rows
+        ]
+        if not values:
+            return
+        with self._write() as conn:
+            conn.execute(self._insert_canary, values)
+
+    # ----------------------------------------------------------------------- samples
+
+    def existing_keys(self, day: date, model_ids: Collection[str]) -> set[tuple[str, str, str, int]]:
+        """(model_id, canary_id, canary_hash, sample_index) already stored for `day`."""
+        if not model_ids:
+            return set()
+        c = samples.c
+        stmt = sa.select(c.model_id, c.canary_id, c.canary_hash, c.sample_index).where(
+            c.day == day, c.model_id.in_(list(model_ids))
+        )
+        with self._read() as conn:
+            return {(m, cid, h, int(i)) for m, cid, h, i in conn.execute(stmt)}
+
+    def save_sample(self, run_id: str, sample: SampleResult, *, replace: bool = False) -> bool:
+        """Store one sample and its attempts in one transaction; False if its key was already
+        there and `replace` is off. replace=True swaps the old row and attempts atomically."""
+        values = sample_values(run_id, sample)
+        with self._write() as conn:
+            if replace:
+                sample_id = conn.execute(self._upsert, values).scalar_one()
+                conn.execute(self._delete_attempts, {"sid": sample_id})
+            else:
+                sample_id = conn.execute(self._insert_new, values).scalar_one_or_none()
+                if sample_id is None:
+                    return False
+            if sample.attempts:
+                conn.execute(self._insert_attempts, attempt_values(sample_id, sample.attempts))
+        return True
+
+    def samples(
+        self,
+        *,
+        run_id: str | None = None,
+        day: date | None = None,
+        model_ids: Collection[str] | None = None,
+        with_turns: bool = True,
+    ) -> list[SampleRow]:
+        """Samples matching every given filter, in key order. with_turns=False skips the
+        transcripts (the bulk of the data) for callers that only count outcomes."""
+        c = samples.c
+        where: list[sa.ColumnElement[bool]] = []
+        if run_id is not None:
+            where.append(c.run_id == run_id)
+        if day is not None:
+            where.append(c.day == day)
+        if model_ids is not None:
+            where.append(c.model_id.in_(list(model_ids)))
+        columns = [col for col in samples.c if with_turns or col.name != "transcript"]
+        stmt = sa.select(*columns).where(*where).order_by(*(samples.c[k] for k in SAMPLE_KEY))
+        ids = sa.select(c.id).where(*where)
+        att_stmt = attempts.select().where(attempts.c.sample_id.in_(ids)).order_by(
+            attempts.c.sample_id, attempts.c.seq
+        )
+        with self._read() as conn:
+            rows = conn.execute(stmt).mappings().all()
+            by_sample: dict[int, list[Attempt]] = {}
+            for arow in conn.execute(att_stmt).mappings():
+                by_sample.setdefault(arow["sample_id"], []).append(attempt_from_row(arow))
+        return [sample_from_row(row, by_sample.get(row["id"], [])) for row in rows]
