@@ -28,6 +28,8 @@ def _configure(connection) -> None:
         target_metadata=target_metadata,
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
+        # True on SQLite too: canary's engine emits BEGIN itself, so SQLite DDL is transactional.
+        transactional_ddl=True,
         compare_type=True,
     )
 
@@ -68,8 +70,8 @@ def run_online() -> None:
     try:
         with engine.connect() as conn:
             conn.execution_options(**{WRITE_OPTION: True})
-            _configure(conn)
-            with context.begin_transaction():
+            with conn.begin():  # one transaction for the whole command, as in Store.upgrade
+                _configure(conn)
                 context.run_migrations()
     finally:
         engine.dispose()

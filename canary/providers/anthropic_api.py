@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from typing import Any
 
 from canary.config.models import ResolvedModel
 from canary.providers.base import (
-    PLACEHOLDER_KEY,
-    check_params,
-    pool_limits,
+    http_client,
     split_params,
     tool_call,
 )
-from canary.providers.errors import classify
+from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"  # explicit, so ANTHROPIC_BASE_URL cannot redirect the key
 DEFAULT_MAX_TOKENS = 1024  # the Messages API refuses a request without it
-NATIVE = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
-          "stop_sequences": "stop_sequences", "stop": "stop_sequences"}  # fmt: skip
+# This SDK version dropped `temperature`/`top_p` from `create()`; they travel in extra_body instead,
+# which puts them at the top level of the request body exactly as the API expects.
+NATIVE = {"max_tokens": "max_tokens", "stop_sequences": "stop_sequences", "stop": "stop_sequences"}
 
 
 def to_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -123,7 +120,7 @@ def _tool_calls_of(content: Any) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
     """One model, one shared AsyncAnthropic client, one HTTP request per `complete`."""
 
     def __init__(
@@ -136,28 +133,21 @@ class AnthropicProvider:
     ) -> None:
         import anthropic
 
-        check_params(model)
-        self.model = model
+        super().__init__(model, api_key)
         self._sdk = anthropic
-        self._key = api_key or PLACEHOLDER_KEY
         # An explicit api_key switches off the SDK's environment, profile and federation lookups.
+        url = base_url or model.config.base_url or DEFAULT_BASE_URL
         self._client = anthropic.AsyncAnthropic(
             api_key=self._key,
-            base_url=base_url or model.config.base_url or DEFAULT_BASE_URL,
+            base_url=url,
             max_retries=0,
             timeout=model.timeout_s,
             default_headers=extra_headers or None,
-            http_client=anthropic.DefaultAsyncHttpxClient(limits=pool_limits(model), timeout=model.timeout_s),
+            http_client=http_client(anthropic, model, url),
         )
         params = dict(model.params)
         params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
         self._kwargs, self._extra_body = split_params(params, NATIVE)
-
-    def __repr__(self) -> str:
-        return f"AnthropicProvider(model={self.model.config.id!r})"
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
     def _request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -175,40 +165,11 @@ class AnthropicProvider:
             kwargs["extra_body"] = self._extra_body
         return kwargs
 
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        kwargs = self._request_kwargs(request)
-        started = time.monotonic()
-        after_200 = False
-        try:
-            async with asyncio.timeout(self.model.timeout_s):
-                if not self.model.stream:
-                    message = await self._client.messages.create(**kwargs)
-                    return self._from_message(message, time.monotonic() - started)
-                stream = await self._client.messages.create(**kwargs, stream=True)
-                after_200 = True
-                acc = StreamAccumulator()
-                async with stream:
-                    async for event in stream:
-                        acc.feed(event)
-                return ChatResponse(
-                    text=acc.text(),
-                    tool_calls=acc.tool_calls(),
-                    input_tokens=acc.input_tokens,
-                    output_tokens=acc.output_tokens,
-                    served_model=acc.model,
-                    stop_reason=acc.stop_reason,
-                    fingerprint=None,
-                    latency_s=time.monotonic() - started,
-                    request_id=stream.response.headers.get("request-id"),
-                )
-        except Exception as exc:  # noqa: BLE001 - every failure is classified or re-raised
-            error = classify(exc, self._sdk, after_200=after_200, secrets=(self._key,))
-            if error is None:
-                raise
-            raise error from None
-
-    @staticmethod
-    def _from_message(message: Any, latency_s: float) -> ChatResponse:
+    async def _whole(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse:
+        # The streaming-response wrapper returns at the headers, so a body cut short is told apart.
+        async with self._client.messages.with_streaming_response.create(**kwargs) as raw:
+            progress.after_200 = True
+            message = await raw.parse()
         content = message.content or []
         usage = message.usage
         return ChatResponse(
@@ -219,6 +180,25 @@ class AnthropicProvider:
             served_model=message.model,
             stop_reason=message.stop_reason,
             fingerprint=None,
-            latency_s=latency_s,
-            request_id=getattr(message, "_request_id", None),
+            latency_s=progress.elapsed(),
+            request_id=raw.request_id,
+        )
+
+    async def _streamed(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse:
+        stream = await self._client.messages.create(**kwargs, stream=True)
+        progress.after_200 = True
+        acc = StreamAccumulator()
+        async with stream:
+            async for event in stream:
+                acc.feed(event)
+        return ChatResponse(
+            text=acc.text(),
+            tool_calls=acc.tool_calls(),
+            input_tokens=acc.input_tokens,
+            output_tokens=acc.output_tokens,
+            served_model=acc.model,
+            stop_reason=acc.stop_reason,
+            fingerprint=None,
+            latency_s=progress.elapsed(),
+            request_id=stream.response.headers.get("request-id"),
         )

@@ -5,8 +5,10 @@ attempts itself, so nothing below may retry, and nothing may leak the SDK's own 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
 from canary.config.models import ResolvedModel
@@ -77,8 +79,23 @@ def arguments_json(call: ToolCall) -> str:
     return json.dumps(call.arguments or {}, ensure_ascii=False)
 
 
-def pool_limits(model: ResolvedModel) -> Any:
-    """Connection pool sized for the model's concurrency (the SDK default is 1000)."""
+def http_client(sdk: ModuleType, model: ResolvedModel, base_url: str) -> Any:
+    """The SDK's own httpx2 client, with a pool sized for the model's concurrency (the SDK
+    default is 1000) and, for a loopback URL such as the simulator's, no environment proxy."""
     import httpx2
 
-    return httpx2.Limits(max_connections=model.concurrency, max_keepalive_connections=model.concurrency)
+    host = httpx2.URL(base_url).host
+    return sdk.DefaultAsyncHttpxClient(
+        limits=httpx2.Limits(max_connections=model.concurrency, max_keepalive_connections=model.concurrency),
+        timeout=model.timeout_s,
+        trust_env=not is_loopback(host),
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

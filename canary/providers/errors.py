@@ -21,21 +21,31 @@ RETRYABLE_4XX = frozenset({408, 409, 429})
 QUOTA_WORDS = ("quota", "spend_limit", "spend limit", "billing", "credit", "insufficient_funds")
 MAX_MESSAGE = 200
 
-# Vendors echo (partly masked) keys in 401 messages; tokens shaped like keys are never kept.
-_KEYLIKE = re.compile(r"(?i)\b(?:sk|pk|rk|key|api)[-_][A-Za-z0-9_\-*.]{6,}|\bBearer\s+\S+")
+# Vendors echo (partly masked) keys in 401 messages: `sk-...`-style tokens with a digit or a mask
+# character, and bearer credentials, are never kept even when they are not our key.
+_KEYLIKE = re.compile(r"\b(?:sk|pk|rk)[-_](?=[\w\-.]*[\d*])[\w\-*.]{6,}|\bBearer\s+\S+", re.IGNORECASE)
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Remove the given secrets and anything shaped like an API key from `text`."""
+    return _KEYLIKE.sub("[redacted]", _without(text, secrets))
+
+
+def _without(text: str, secrets: Iterable[str | None]) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
-    return _KEYLIKE.sub("[redacted]", text)
+    return text
 
 
 def one_line(text: str, secrets: Iterable[str | None] = ()) -> str:
     text = " ".join(redact(str(text), secrets).split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+def short_code(value: str, secrets: Iterable[str | None] = ()) -> str:
+    """A machine code: one token, at most 64 characters, our key replaced (never pattern-redacted)."""
+    return "_".join(_without(value, secrets).split())[:64] or "error"
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -103,13 +113,13 @@ def from_status(
     machine = vendor
     if status == 429 and is_quota(type_, code, detail, message):
         retryable, machine = False, "quota"
-    label = vendor if machine == vendor else f"{machine} ({vendor})"
+    label = vendor if machine == vendor else f"{machine} ({detail or vendor})"
     text = f"HTTP {status} {label}" + (f": {message}" if message else "")
     return ProviderError(
         one_line(text, secrets),
         retryable=retryable,
         status=status,
-        code=one_line(machine, secrets),
+        code=short_code(machine, secrets),
         retry_after_s=parse_retry_after(headers) if retryable else None,
     )
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from canary.config.models import ResolvedModel
 from canary.providers.base import (
-    PLACEHOLDER_KEY,
     arguments_json,
-    check_params,
-    pool_limits,
+    http_client,
     split_params,
     tool_call,
 )
-from canary.providers.errors import classify
+from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # explicit, so OPENAI_BASE_URL cannot redirect the key
@@ -109,7 +105,7 @@ def _tool_calls_of(message: Any) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
-class OpenAIProvider:
+class OpenAIProvider(SdkProvider):
     """One model, one shared AsyncOpenAI client, one HTTP request per `complete`."""
 
     def __init__(
@@ -122,17 +118,16 @@ class OpenAIProvider:
     ) -> None:
         import openai
 
-        check_params(model)
-        self.model = model
+        super().__init__(model, api_key)
         self._sdk = openai
-        self._key = api_key or PLACEHOLDER_KEY
+        url = base_url or model.config.base_url or DEFAULT_BASE_URL
         self._client = openai.AsyncOpenAI(
             api_key=self._key,
-            base_url=base_url or model.config.base_url or DEFAULT_BASE_URL,
+            base_url=url,
             max_retries=0,
             timeout=model.timeout_s,
             default_headers=extra_headers or None,
-            http_client=openai.DefaultAsyncHttpxClient(limits=pool_limits(model), timeout=model.timeout_s),
+            http_client=http_client(openai, model, url),
         )
         # The SDK fills these from OPENAI_ADMIN_KEY / OPENAI_ORG_ID / OPENAI_PROJECT_ID; only the
         # configured key is ours to use, and account ids must not travel to third-party gateways.
@@ -141,12 +136,6 @@ class OpenAIProvider:
             self._client.organization = None
             self._client.project = None
         self._kwargs, self._extra_body = split_params(token_params(model.params), NATIVE)
-
-    def __repr__(self) -> str:
-        return f"OpenAIProvider(model={self.model.config.id!r})"
-
-    async def aclose(self) -> None:
-        await self._client.close()
 
     def _request_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -163,42 +152,11 @@ class OpenAIProvider:
             kwargs["extra_body"] = self._extra_body
         return kwargs
 
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        kwargs = self._request_kwargs(request)
-        started = time.monotonic()
-        after_200 = False
-        try:
-            async with asyncio.timeout(self.model.timeout_s):
-                if not self.model.stream:
-                    completion = await self._client.chat.completions.create(**kwargs)
-                    return self._from_completion(completion, time.monotonic() - started)
-                stream = await self._client.chat.completions.create(
-                    **kwargs, stream=True, stream_options={"include_usage": True}
-                )
-                after_200 = True
-                acc = StreamAccumulator()
-                async with stream:
-                    async for chunk in stream:
-                        acc.feed(chunk)
-                return ChatResponse(
-                    text="".join(acc.text),
-                    tool_calls=acc.tool_calls(),
-                    input_tokens=acc.input_tokens,
-                    output_tokens=acc.output_tokens,
-                    served_model=acc.model,
-                    stop_reason=acc.stop_reason,
-                    fingerprint=acc.fingerprint,
-                    latency_s=time.monotonic() - started,
-                    request_id=stream.response.headers.get("x-request-id"),
-                )
-        except Exception as exc:  # noqa: BLE001 - every failure is classified or re-raised
-            error = classify(exc, self._sdk, after_200=after_200, secrets=(self._key,))
-            if error is None:
-                raise
-            raise error from None
-
-    @staticmethod
-    def _from_completion(completion: Any, latency_s: float) -> ChatResponse:
+    async def _whole(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse:
+        # The streaming-response wrapper returns at the headers, so a body cut short is told apart.
+        async with self._client.chat.completions.with_streaming_response.create(**kwargs) as raw:
+            progress.after_200 = True
+            completion = await raw.parse()
         choices = getattr(completion, "choices", None) or []
         choice = choices[0] if choices else None
         message = getattr(choice, "message", None)
@@ -211,6 +169,27 @@ class OpenAIProvider:
             served_model=getattr(completion, "model", None),
             stop_reason=getattr(choice, "finish_reason", None),
             fingerprint=getattr(completion, "system_fingerprint", None),
-            latency_s=latency_s,
-            request_id=getattr(completion, "_request_id", None),
+            latency_s=progress.elapsed(),
+            request_id=raw.request_id,
+        )
+
+    async def _streamed(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse:
+        stream = await self._client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+        progress.after_200 = True
+        acc = StreamAccumulator()
+        async with stream:
+            async for chunk in stream:
+                acc.feed(chunk)
+        return ChatResponse(
+            text="".join(acc.text),
+            tool_calls=acc.tool_calls(),
+            input_tokens=acc.input_tokens,
+            output_tokens=acc.output_tokens,
+            served_model=acc.model,
+            stop_reason=acc.stop_reason,
+            fingerprint=acc.fingerprint,
+            latency_s=progress.elapsed(),
+            request_id=stream.response.headers.get("x-request-id"),
         )

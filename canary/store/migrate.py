@@ -98,7 +98,16 @@ def upgrade(engine: sa.Engine, target: Target) -> tuple[str | None, str]:
                 after = read_revision(conn)
         finally:
             if sqlite:
-                conn.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+                _restore_foreign_keys(conn)
     if after != HEAD_REVISION:
         raise StoreError(f"migration ended at revision {after}, expected {HEAD_REVISION}")
     return before, after
+
+
+def _restore_foreign_keys(conn: sa.Connection) -> None:
+    """Back to the pooled connection's normal state; if that fails, the pool must drop it."""
+    try:
+        if not conn.invalidated:
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+    except Exception:
+        conn.invalidate()

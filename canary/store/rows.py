@@ -119,6 +119,12 @@ def decode_turns(text: str) -> list[TurnRecord]:
 # --------------------------------------------------------------------------- rows
 
 
+def clean(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; replace it on both dialects so they store the same.
+    (The transcript needs no cleaning: JSON escapes NUL as \\u0000.)"""
+    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
+
+
 def sample_values(run_id: str, s: SampleResult) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -129,18 +135,18 @@ def sample_values(run_id: str, s: SampleResult) -> dict[str, Any]:
         "sample_index": s.sample_index,
         "outcome": s.outcome,
         "score": s.score,
-        "reason": s.reason,
+        "reason": clean(s.reason),
         "failed_turn": s.failed_turn,
         "n_attempts": len(s.attempts),
         "input_tokens": s.input_tokens,
         "output_tokens": s.output_tokens,
         "cost_usd": s.cost_usd,
         "latency_s": s.latency_s,
-        "served_model": s.served_model,
-        "fingerprint": s.fingerprint,
-        "stop_reason": s.stop_reason,
-        "error_code": s.error_code,
-        "error_message": s.error_message,
+        "served_model": clean(s.served_model),
+        "fingerprint": clean(s.fingerprint),
+        "stop_reason": clean(s.stop_reason),
+        "error_code": clean(s.error_code),
+        "error_message": clean(s.error_message),
         "started_at": s.started_at,
         "finished_at": s.finished_at,
         "transcript": encode_turns(s.turns),
@@ -157,8 +163,8 @@ def attempt_values(sample_id: int, attempts: list[Attempt]) -> list[dict[str, An
             "started_at": a.started_at,
             "latency_s": a.latency_s,
             "status": a.status,
-            "code": a.code,
-            "message": a.message,
+            "code": clean(a.code),
+            "message": clean(a.message),
             "retry_after_s": a.retry_after_s,
         }
         for seq, a in enumerate(attempts)

@@ -102,7 +102,9 @@ class Store:
         if not _migrate.is_known(current):
             raise _migrate.ahead_error(str(current))
         if migrate if migrate is not None else self.target.dialect == "sqlite":
-            self.migrated = self.upgrade()
+            before, after = self.upgrade()
+            # Another process may have upgraded between our check and our lock.
+            self.migrated = (before, after) if before != after else None
             return
         raise _migrate.behind_error(current)
 
@@ -206,6 +208,18 @@ class Store:
         )
         with self._read() as conn:
             return {(m, cid, h, int(i)) for m, cid, h, i in conn.execute(stmt)}
+
+    def stored_outcomes(self, day: date, model_ids: Collection[str]) -> dict[tuple[str, str, str, int], str]:
+        """Outcome of every slot already stored for `day`: the planner skips final outcomes
+        and re-runs `error` / `harness_error` slots."""
+        if not model_ids:
+            return {}
+        c = samples.c
+        stmt = sa.select(c.model_id, c.canary_id, c.canary_hash, c.sample_index, c.outcome).where(
+            c.day == day, c.model_id.in_(list(model_ids))
+        )
+        with self._read() as conn:
+            return {(m, cid, h, int(i)): outcome for m, cid, h, i, outcome in conn.execute(stmt)}
 
     def save_sample(self, run_id: str, sample: SampleResult, *, replace: bool = False) -> bool:
         """Store one sample and its attempts in one transaction; False if its key was already

@@ -33,11 +33,12 @@ class SampleWriter:
         self._thread = threading.Thread(target=self._run, name="canary-sample-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, sample: SampleResult) -> None:
-        """Queue a sample for writing; returns at once. Thread-safe."""
+    def submit(self, sample: SampleResult, *, replace: bool | None = None) -> None:
+        """Queue a sample for writing; returns at once. Thread-safe. `replace` overrides the
+        writer's default for this sample (a re-run of a slot that ended in `error`)."""
         if self._closed:
             raise RuntimeError("SampleWriter.submit() after close()")
-        self._queue.put(sample)
+        self._queue.put((sample, self._replace if replace is None else replace))
 
     @property
     def error(self) -> StoreError | None:
@@ -80,13 +81,13 @@ class SampleWriter:
                 if item is _STOP:
                     return
                 if self._error is None:
-                    self._save(item)  # type: ignore[arg-type]
+                    self._save(*item)  # type: ignore[misc]
             finally:
                 self._queue.task_done()
 
-    def _save(self, sample: SampleResult) -> None:
+    def _save(self, sample: SampleResult, replace: bool) -> None:
         try:
-            if self._store.save_sample(self._run_id, sample, replace=self._replace):
+            if self._store.save_sample(self._run_id, sample, replace=replace):
                 self._written += 1
             else:
                 self._skipped += 1

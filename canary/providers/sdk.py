@@ -1,0 +1,70 @@
+"""What both SDK adapters share: one shared client, one deadline, one classification path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from types import ModuleType
+from typing import Any
+
+from canary.config.models import ResolvedModel
+from canary.providers.base import PLACEHOLDER_KEY, check_params
+from canary.providers.errors import classify
+from canary.records import ChatRequest, ChatResponse
+
+
+class Progress:
+    """Whether the 200 headers arrived: a failure after that point is a mid-stream failure."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.after_200 = False
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+class SdkProvider(ABC):
+    """Subclasses build the vendor request and read the vendor response; this class makes sure
+    every call is bounded by `timeout_s` in total (the SDK timeouts are per read, so a trickling
+    stream could otherwise run forever) and fails only with `ProviderError`."""
+
+    model: ResolvedModel
+    _sdk: ModuleType
+    _client: Any
+
+    def __init__(self, model: ResolvedModel, api_key: str | None) -> None:
+        check_params(model)
+        self.model = model
+        self._key = api_key or PLACEHOLDER_KEY
+
+    def __repr__(self) -> str:  # the default repr would be harmless, but make sure no key ever shows
+        return f"{type(self).__name__}(model={self.model.config.id!r})"
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        kwargs = self._request_kwargs(request)
+        progress = Progress()
+        try:
+            async with asyncio.timeout(self.model.timeout_s):
+                if self.model.stream:
+                    return await self._streamed(kwargs, progress)
+                return await self._whole(kwargs, progress)
+        except Exception as exc:  # every failure is classified, or re-raised as a harness bug
+            error = classify(exc, self._sdk, after_200=progress.after_200, secrets=(self._key,))
+            if error is None:
+                raise
+        # Raised outside the handler so the SDK exception (whose text may echo a key) is not chained.
+        raise error
+
+    @abstractmethod
+    def _request_kwargs(self, request: ChatRequest) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def _whole(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse: ...
+
+    @abstractmethod
+    async def _streamed(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse: ...

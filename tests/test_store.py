@@ -1,0 +1,452 @@
+"""The results store on a real SQLite file and the real PostgreSQL (see `store_url`)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from canary.errors import StoreError
+from canary.records import Attempt, SampleResult, ScoreRecord, ToolCall, TurnRecord
+from canary.store import SampleRow, SampleWriter, Store
+from canary.store.schema import attempts as attempts_table
+from canary.store.schema import samples as samples_table
+
+DAY = date(2025, 3, 14)
+CEST = timezone(timedelta(hours=2))
+T0 = datetime(2025, 3, 14, 8, 30, 15, 123456, tzinfo=CEST)
+
+
+def make_sample(
+    index: int = 0,
+    *,
+    day: date = DAY,
+    model_id: str = "opus",
+    canary_id: str = "capital",
+    canary_hash: str = "abc123",
+    outcome: str = "pass",
+    reply: str = "Paris",
+    n_attempts: int = 1,
+) -> SampleResult:
+    tries = [
+        Attempt(number=n, started_at=T0 + timedelta(seconds=n), latency_s=0.25 * n, status=529, code="overloaded",
+                message="try later", retry_after_s=1.5, turn=1)
+        for n in range(1, n_attempts)
+    ]
+    tries.append(Attempt(number=n_attempts, started_at=T0 + timedelta(seconds=n_attempts), latency_s=0.5,
+                         status=200, code="ok"))
+    return SampleResult(
+        day=day,
+        model_id=model_id,
+        canary_id=canary_id,
+        canary_hash=canary_hash,
+        sample_index=index,
+        outcome=outcome,  # type: ignore[arg-type]
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=3),
+        score=1.0 if outcome == "pass" else 0.0,
+        reason="matched",
+        turns=[TurnRecord(index=1, sent="Capital of France?", reply=reply,
+                          scores=[ScoreRecord("regex", outcome == "pass", 1.0, "ok")])],
+        attempts=tries,
+        input_tokens=12,
+        output_tokens=3,
+    )
+
+
+@pytest.fixture
+def store(store_url: str) -> Store:
+    s = Store.open(store_url, migrate=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def run_id(store: Store) -> str:
+    return store.start_run(day=DAY, model_ids=["opus", "gpt"], n_planned=10)
+
+
+def count_rows(store: Store, table: sa.Table) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def test_round_trip_keeps_every_field(store: Store, run_id: str) -> None:
+    big = ("Ünïcødé 🙂 漢字 " * 80_000)[:1_000_000]
+    sample = SampleResult(
+        day=DAY,
+        model_id="opus",
+        canary_id="tools",
+        canary_hash="h1",
+        sample_index=2,
+        outcome="fail",
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=7),
+        score=0.5,
+        reason="turn 2: no match for 'DONE' — ünïcødé",
+        failed_turn=2,
+        turns=[
+            TurnRecord(
+                index=1,
+                sent="Look up the weather in Zürich",
+                reply="",
+                tool_calls=[
+                    ToolCall(id="call_1", name="weather", arguments={"city": "Zürich"}, raw_arguments='{"city":"Zürich"}'),
+                    ToolCall(id="call_2", name="weather", arguments=None, raw_arguments='{"city": "Zür'),
+                ],
+                input_tokens=100,
+                output_tokens=20,
+                latency_s=1.25,
+                served_model="claude-x-2025",
+                stop_reason="tool_use",
+                fingerprint="fp_1",
+                scores=[ScoreRecord("tool_call", True, 1.0, "called weather")],
+            ),
+            TurnRecord(index=2, sent='{"temp": 21}', reply=big + "\x00end", input_tokens=150, output_tokens=250_000,
+                       latency_s=9.5, scores=[ScoreRecord("regex", False, 0.0, "no DONE")]),
+        ],
+        attempts=[
+            Attempt(1, T0, 0.1, 529, "overloaded", "Overloaded", retry_after_s=2.0, turn=1),
+            Attempt(2, T0 + timedelta(seconds=2), 1.25, 200, "ok", turn=1),
+            Attempt(1, T0 + timedelta(seconds=4), 9.5, 200, "ok", turn=2),
+        ],
+        input_tokens=250,
+        output_tokens=250_020,
+        cost_usd=0.0123,
+        latency_s=10.75,
+        served_model="claude-x-2025",
+        fingerprint="fp_1",
+        stop_reason="end_turn",
+        error_code=None,
+        error_message="nul\x00byte",
+    )
+    assert store.save_sample(run_id, sample) is True
+
+    [row] = store.samples(run_id=run_id)
+    assert isinstance(row, SampleRow)
+    assert row.key == sample.key and row.day == DAY and row.run_id == run_id
+    assert (row.outcome, row.score, row.reason, row.failed_turn) == ("fail", 0.5, sample.reason, 2)
+    assert (row.input_tokens, row.output_tokens, row.cost_usd, row.latency_s) == (250, 250_020, 0.0123, 10.75)
+    assert (row.served_model, row.fingerprint, row.stop_reason, row.error_code) == (
+        "claude-x-2025", "fp_1", "end_turn", None)
+    assert row.error_message == "nul\ufffdbyte"  # PostgreSQL text cannot hold NUL
+    assert row.started_at == T0 and row.started_at.tzinfo == UTC
+    assert row.finished_at == sample.finished_at and row.finished_at.tzinfo == UTC
+    assert row.turns == sample.turns  # the transcript, 1 MB answer and NUL included, exactly
+    assert len(row.turns[1].reply) == 1_000_004
+    assert row.n_attempts == 3
+    assert row.attempts == sample.attempts
+    assert all(a.started_at.tzinfo == UTC for a in row.attempts)
+
+
+def test_existing_keys_is_per_day_and_model(store: Store, run_id: str) -> None:
+    for s in [
+        make_sample(0),
+        make_sample(1),
+        make_sample(0, canary_hash="new"),
+        make_sample(0, model_id="gpt"),
+        make_sample(0, model_id="other"),
+        make_sample(5, day=DAY + timedelta(days=1)),
+    ]:
+        assert store.save_sample(run_id, s)
+    assert store.existing_keys(DAY, ["opus", "gpt"]) == {
+        ("opus", "capital", "abc123", 0),
+        ("opus", "capital", "abc123", 1),
+        ("opus", "capital", "new", 0),
+        ("gpt", "capital", "abc123", 0),
+    }
+    assert store.existing_keys(DAY + timedelta(days=1), ["opus"]) == {("opus", "capital", "abc123", 5)}
+    assert store.existing_keys(DAY, []) == set()
+    assert store.existing_keys(DAY - timedelta(days=1), ["opus"]) == set()
+
+
+def test_saving_an_existing_key_keeps_the_first(store: Store, run_id: str) -> None:
+    assert store.save_sample(run_id, make_sample(outcome="pass", reply="Paris")) is True
+    assert store.save_sample(run_id, make_sample(outcome="fail", reply="Lyon", n_attempts=3)) is False
+    [row] = store.samples()
+    assert (row.outcome, row.turns[0].reply, len(row.attempts)) == ("pass", "Paris", 1)
+    assert count_rows(store, attempts_table) == 1
+
+
+def test_replace_swaps_the_row_and_its_attempts(store: Store, run_id: str) -> None:
+    assert store.save_sample(run_id, make_sample(outcome="pass", reply="Paris", n_attempts=3))
+    other = make_sample(1)
+    assert store.save_sample(run_id, other)
+    second_run = store.start_run(day=DAY, model_ids=["opus"], n_planned=1)
+
+    assert store.save_sample(second_run, make_sample(outcome="fail", reply="Lyon", n_attempts=2), replace=True)
+
+    rows = store.samples(day=DAY)
+    assert [r.sample_index for r in rows] == [0, 1]
+    replaced = rows[0]
+    assert (replaced.outcome, replaced.turns[0].reply, replaced.run_id) == ("fail", "Lyon", second_run)
+    assert [(a.number, a.code) for a in replaced.attempts] == [(1, "overloaded"), (2, "ok")]
+    assert len(rows[1].attempts) == 1  # the neighbour is untouched
+    assert count_rows(store, samples_table) == 2
+    assert count_rows(store, attempts_table) == 3
+
+
+def test_replace_of_a_new_key_inserts(store: Store, run_id: str) -> None:
+    assert store.save_sample(run_id, make_sample(7), replace=True) is True
+    assert [r.sample_index for r in store.samples()] == [7]
+
+
+def test_samples_filters(store: Store, run_id: str) -> None:
+    other_run = store.start_run(day=DAY + timedelta(days=1), model_ids=["gpt"], n_planned=1)
+    store.save_sample(run_id, make_sample(0))
+    store.save_sample(run_id, make_sample(0, model_id="gpt"))
+    store.save_sample(other_run, make_sample(0, model_id="gpt", day=DAY + timedelta(days=1), n_attempts=2))
+
+    assert [(r.model_id, r.day) for r in store.samples(run_id=run_id)] == [("gpt", DAY), ("opus", DAY)]
+    assert [r.model_id for r in store.samples(day=DAY, model_ids=["opus"])] == ["opus"]
+    [late] = store.samples(run_id=other_run)
+    assert late.day == DAY + timedelta(days=1) and len(late.attempts) == 2
+    assert store.samples(model_ids=[]) == []
+    light = store.samples(model_ids=["gpt"], with_turns=False)
+    assert [r.turns for r in light] == [[], []]
+    assert [len(r.attempts) for r in light] == [1, 2]
+
+
+def test_concurrent_writers_store_each_key_once(store_url: str, store: Store, run_id: str) -> None:
+    """Two Store instances, two threads each, racing on the same keys: one row per key."""
+    second = Store.open(store_url)
+    keys = range(15)
+    barrier = threading.Barrier(4)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def race(s: Store, reply: str) -> None:
+        try:
+            barrier.wait()
+            for i in keys:
+                ok = s.save_sample(run_id, make_sample(i, reply=reply, n_attempts=2))
+                with lock:
+                    results.append(ok)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=race, args=(s, f"writer {n}")) for n, s in enumerate([store, second] * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    second.close()
+
+    assert errors == []
+    assert results.count(True) == len(keys) and results.count(False) == 3 * len(keys)
+    assert count_rows(store, samples_table) == len(keys)
+    assert count_rows(store, attempts_table) == 2 * len(keys)
+
+
+def test_concurrent_replaces_leave_one_consistent_version(store_url: str, store: Store, run_id: str) -> None:
+    second = Store.open(store_url)
+    store.save_sample(run_id, make_sample(0, reply="original", n_attempts=1))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def replace(s: Store, n_attempts: int) -> None:
+        try:
+            barrier.wait()
+            for _ in range(10):
+                s.save_sample(run_id, make_sample(0, reply=f"{n_attempts}", n_attempts=n_attempts), replace=True)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replace, args=(s, n)) for s, n in [(store, 2), (second, 3)]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    second.close()
+
+    assert errors == []
+    [row] = store.samples()
+    assert row.turns[0].reply in ("2", "3")
+    assert len(row.attempts) == int(row.turns[0].reply) == row.n_attempts  # never a mix of two versions
+    assert count_rows(store, attempts_table) == row.n_attempts
+
+
+# --------------------------------------------------------------------------- writer
+
+
+def test_writer_commits_each_sample_before_close(store_url: str, store: Store, run_id: str) -> None:
+    reader = Store.open(store_url)
+    writer = SampleWriter(store, run_id)
+    try:
+        writer.submit(make_sample(0))
+        writer.flush()
+        assert [r.sample_index for r in reader.samples(run_id=run_id)] == [0]  # visible to another Store
+        writer.submit(make_sample(1))
+        writer.submit(make_sample(0))  # already stored: skipped, not an error
+        writer.flush()
+        assert reader.existing_keys(DAY, ["opus"]) == {("opus", "capital", "abc123", 0), ("opus", "capital", "abc123", 1)}
+        assert writer.error is None
+    finally:
+        written = writer.close()
+        reader.close()
+    assert (written, writer.written, writer.skipped) == (2, 2, 1)
+    with pytest.raises(RuntimeError):
+        writer.submit(make_sample(2))
+    assert writer.close() == 2  # idempotent
+
+
+def test_writer_reports_the_first_failure(store: Store, run_id: str) -> None:
+    writer = SampleWriter(store, "no-such-run")  # the foreign key rejects every sample
+    writer.submit(make_sample(0))
+    writer.submit(make_sample(1))
+    writer.flush()
+    assert isinstance(writer.error, StoreError)
+    with pytest.raises(StoreError) as caught:
+        writer.close()
+    assert caught.value is writer.error
+    assert "\n" not in str(caught.value)
+    assert store.samples() == []
+
+
+def test_writer_with_replace(store: Store, run_id: str) -> None:
+    store.save_sample(run_id, make_sample(0, reply="old"))
+    with SampleWriter(store, run_id, replace=True) as writer:
+        writer.submit(make_sample(0, reply="new"))
+    assert writer.written == 1
+    assert [r.turns[0].reply for r in store.samples()] == ["new"]
+
+
+# --------------------------------------------------------------------------- runs and canaries
+
+
+def test_run_lifecycle(store: Store) -> None:
+    assert store.last_run() is None
+    first = store.start_run(day=DAY, model_ids=["opus", "gpt"], n_planned=6)
+    run = store.get_run(first)
+    assert run is not None
+    assert (run.status, run.n_planned, run.n_done, run.finished_at) == ("running", 6, 0, None)
+    assert run.model_ids == ("opus", "gpt") and run.day == DAY and run.pid > 0 and run.host
+    assert run.started_at.tzinfo == UTC and len(run.id) == 32
+
+    store.finish_run(first, status="finished", n_done=6)
+    done = store.get_run(first)
+    assert done is not None and (done.status, done.n_done) == ("finished", 6)
+    assert done.finished_at is not None and done.finished_at >= done.started_at
+
+    second = store.start_run(day=DAY + timedelta(days=1), model_ids=["opus"], n_planned=3)
+    last = store.last_run()
+    assert last is not None and last.id == second and last.status == "running"
+    store.finish_run(second, status="interrupted", n_done=1)
+    assert store.get_run(second).status == "interrupted"  # type: ignore[union-attr]
+
+    assert store.get_run("missing") is None
+    with pytest.raises(ValueError, match="finished"):
+        store.finish_run(second, status="running", n_done=1)
+    with pytest.raises(StoreError, match="no run"):
+        store.finish_run("missing", status="failed", n_done=0)
+
+
+def test_save_canaries_is_idempotent(store: Store) -> None:
+    store.save_canaries([("capital", "h1", "single", '{"prompt":"Capital?"}'),
+                         ("tools", "h2", "tool_call", '{"prompt":"Wetter in Zürich?"}')])
+    store.save_canaries([("capital", "h1", "single", '{"prompt":"changed?"}'),
+                         ("capital", "h3", "single", '{"prompt":"Capital of Peru?"}')])
+    store.save_canaries([])
+    from canary.store.schema import canaries
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(canaries.c.canary_id, canaries.c.canary_hash, canaries.c.content)
+                            .order_by(canaries.c.canary_id, canaries.c.canary_hash)).all()
+    assert [tuple(r) for r in rows] == [
+        ("capital", "h1", '{"prompt":"Capital?"}'),
+        ("capital", "h3", '{"prompt":"Capital of Peru?"}'),
+        ("tools", "h2", '{"prompt":"Wetter in Zürich?"}'),
+    ]
+
+
+# --------------------------------------------------------------------------- SQLite specifics
+
+
+def test_sqlite_settings(tmp_path: Path) -> None:
+    with Store.open("sqlite:///canary.db", base_dir=tmp_path) as store, store.engine.connect() as conn:
+        pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in
+                  ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+        assert pragma == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
+    assert (tmp_path / "canary.db").is_file()
+
+
+def test_sqlite_locked_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "canary.db"
+    store = Store.open(f"sqlite:///{path}", busy_timeout_s=0.05)
+    run_id = store.start_run(day=DAY, model_ids=["opus"], n_planned=1)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match="database is locked by another process") as caught:
+            store.save_sample(run_id, make_sample(0))
+        assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+        assert store.samples() == []  # reads still work in WAL mode
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert store.save_sample(run_id, make_sample(0)) is True
+    store.close()
+
+
+def test_sqlite_full_disk_keeps_what_was_committed(tmp_path: Path) -> None:
+    path = tmp_path / "canary.db"
+    store = Store.open(f"sqlite:///{path}")
+    run_id = store.start_run(day=DAY, model_ids=["opus"], n_planned=2)
+    assert store.save_sample(run_id, make_sample(0))
+    with store.engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+
+    @sa.event.listens_for(store.engine, "connect")
+    def _limit(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+
+    store.engine.dispose()
+    with pytest.raises(StoreError, match="database or disk is full: nothing already committed was lost"):
+        store.save_sample(run_id, make_sample(1, reply="x" * 1_000_000))
+    writer = SampleWriter(store, run_id)
+    writer.submit(make_sample(2, reply="y" * 1_000_000))
+    with pytest.raises(StoreError, match="disk is full"):
+        writer.close()
+    store.close()
+
+    with Store.open(f"sqlite:///{path}") as fresh:
+        assert [r.sample_index for r in fresh.samples()] == [0]
+
+
+def test_bad_urls_are_store_errors(tmp_path: Path) -> None:
+    for url, words in [
+        ("mysql://u@h/db", "unsupported store URL scheme"),
+        ("sqlite://", "needs a SQLite file"),
+        ("sqlite:///:memory:", "needs a SQLite file"),
+        ("postgresql+asyncpg://u@h/db", "psycopg"),
+        ("::not a url::", "invalid store URL"),
+    ]:
+        with pytest.raises(StoreError, match=words):
+            Store.open(url, base_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- PostgreSQL specifics
+
+
+def test_postgres_unreachable_is_one_line_without_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        Store.open("postgres://canary:s3cr3t-pw@127.0.0.1:1/results")
+    message = str(caught.value)
+    assert message.startswith("cannot connect to PostgreSQL at 127.0.0.1:1/results: ")
+    assert "s3cr3t-pw" not in message and "\n" not in message
+
+
+def test_postgres_display_url_hides_the_password(pg_url: str) -> None:
+    url = pg_url.replace("postgresql+psycopg://postgres@", "postgresql://postgres:s3cr3t-pw@")
+    assert "s3cr3t-pw" in url
+    with Store.open(url, migrate=True) as store:  # trust auth ignores the password
+        assert "s3cr3t-pw" not in store.display_url
+        assert store.display_url.startswith("postgresql+psycopg://postgres:***@127.0.0.1:5432/test")
