@@ -6,11 +6,8 @@ import json
 from typing import Any
 
 from canary.config.models import ResolvedModel
-from canary.providers.base import (
-    http_client,
-    split_params,
-    tool_call,
-)
+from canary.providers.base import http_client, split_params, tool_call
+from canary.providers.errors import mid_stream
 from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
 
@@ -45,13 +42,7 @@ def to_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
 
 def _input_of(call: ToolCall) -> dict[str, Any]:
     """The API needs an object; a call whose arguments were not one is echoed as an empty input."""
-    if call.arguments is not None:
-        return call.arguments
-    try:
-        value = json.loads(call.raw_arguments)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return call.arguments if call.arguments is not None else {}
 
 
 class StreamAccumulator:
@@ -63,10 +54,13 @@ class StreamAccumulator:
         self.output_tokens = 0
         self.model: str | None = None
         self.stop_reason: str | None = None
+        self.finished = False  # message_stop seen: anything less is a stream cut short
 
     def feed(self, event: Any) -> None:
         kind = getattr(event, "type", None)
-        if kind == "message_start":
+        if kind == "message_stop":
+            self.finished = True
+        elif kind == "message_start":
             message = event.message
             self.model = getattr(message, "model", None)
             self._usage(getattr(message, "usage", None))
@@ -191,6 +185,8 @@ class AnthropicProvider(SdkProvider):
         async with stream:
             async for event in stream:
                 acc.feed(event)
+        if not acc.finished:
+            raise mid_stream("end of stream before message_stop")
         return ChatResponse(
             text=acc.text(),
             tool_calls=acc.tool_calls(),

@@ -5,12 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from canary.config.models import ResolvedModel
-from canary.providers.base import (
-    arguments_json,
-    http_client,
-    split_params,
-    tool_call,
-)
+from canary.providers.base import arguments_json, http_client, split_params, tool_call
+from canary.providers.errors import mid_stream
 from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
 
@@ -182,6 +178,8 @@ class OpenAIProvider(SdkProvider):
         async with stream:
             async for chunk in stream:
                 acc.feed(chunk)
+        if acc.stop_reason is None:
+            raise mid_stream("end of stream before a finish_reason")
         return ChatResponse(
             text="".join(acc.text),
             tool_calls=acc.tool_calls(),
