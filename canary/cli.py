@@ -222,9 +222,9 @@ def db_current(config_path) -> None:
         store.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=argv, prog_name="canary", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("canary: interrupted", err=True)
         sys.exit(130)

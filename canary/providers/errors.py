@@ -156,6 +156,10 @@ def classify(
         return mid_stream(f"{label}" + (f": {message}" if message else ""), secrets)
     timeout = isinstance(exc, sdk.APITimeoutError | httpx2.TimeoutException | TimeoutError)
     connection = isinstance(exc, sdk.APIConnectionError | httpx2.RequestError | httpx2.StreamError)
+    root = _root(exc)
+    if timeout and isinstance(root, OSError) and not isinstance(root, TimeoutError):
+        # The aiohttp transport reports a refused connection as a connect *timeout*.
+        timeout, connection = False, True
     if after_200 and (timeout or connection):
         return mid_stream("timeout" if timeout else f"connection error ({_cause_name(exc)})", secrets)
     if timeout:
@@ -175,12 +179,16 @@ def classify(
     return None
 
 
-def _cause_name(exc: BaseException) -> str:
-    """The underlying transport error's class name: informative, and never carries a secret."""
+def _root(exc: BaseException) -> BaseException:
     inner: BaseException = exc
     while inner.__cause__ is not None:
         inner = inner.__cause__
-    return type(inner).__name__
+    return inner
+
+
+def _cause_name(exc: BaseException) -> str:
+    """The underlying transport error's class name: informative, and never carries a secret."""
+    return type(_root(exc)).__name__
 
 
 def _is_validation(exc: BaseException) -> bool:
