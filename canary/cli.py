@@ -127,9 +127,9 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     elif report.planned == 0:
         click.echo(f"nothing to run: all {report.already} slots for {report.day} are recorded (--force re-runs them)")
     else:
-        from rich.console import Console
+        from canary.ui import console
 
-        Console().print(render_table(summaries, f"run {report.run_id} · {report.day} · {report.planned} samples"))
+        console().print(render_table(summaries, f"run {report.run_id} · {report.day} · {report.planned} samples"))
     for model_id, trouble in sorted(report.trouble.items()):
         skipped = f" ({trouble.skipped} samples skipped)" if trouble.skipped else ""
         click.echo(f"canary: model {model_id}: {trouble.message}{skipped}", err=True)
@@ -198,14 +198,12 @@ def db_upgrade(config_path) -> None:
 
     project = _load(config_path)
     store = Store.open(project.store_url, base_dir=project.root, migrate=True)
-    try:
-        before, after = store.upgrade()
-    finally:
-        store.close()
-    if before == after:
-        click.echo(f"{store.display_url}: already at revision {after}")
+    migrated, current = store.migrated, store.schema_revision()
+    store.close()
+    if migrated is None:
+        click.echo(f"{store.display_url}: already at revision {current}")
     else:
-        click.echo(f"{store.display_url}: upgraded {before or 'empty'} -> {after}")
+        click.echo(f"{store.display_url}: upgraded {migrated[0] or 'empty'} -> {migrated[1]}")
 
 
 @db.command("current")
@@ -215,9 +213,13 @@ def db_current(config_path) -> None:
     from canary.store import Store
 
     project = _load(config_path)
-    store = Store.open(project.store_url, base_dir=project.root, migrate=False)
+    from canary.store import HEAD_REVISION
+
+    store = Store.open(project.store_url, base_dir=project.root, check=False)
     try:
-        click.echo(f"{store.display_url}: revision {store.schema_revision() or 'none'}")
+        current = store.schema_revision()
+        state = "up to date" if current == HEAD_REVISION else f"this canary needs {HEAD_REVISION}"
+        click.echo(f"{store.display_url}: revision {current or 'none'} ({state})")
     finally:
         store.close()
 

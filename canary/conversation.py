@@ -81,6 +81,12 @@ async def converse(provider, probe: Probe) -> Transcript:
             messages.append(Message("assistant", response.text, response.tool_calls))
             inp = ScoreInput(response.text, response.tool_calls, index, canary, tuple(messages), response)
             await _score(probe, turn, len(canary.turns), names, inp)
+            if not response.text.strip() and not response.tool_calls:
+                # An empty assistant turn cannot be sent back (the Messages API rejects it), and
+                # the sample has already failed: stop here rather than invent a reply.
+                if not any(not s.passed for s in turn.scores):
+                    turn.scores.append(ScoreRecord("conversation", False, 0.0, "empty reply"))
+                break
         return t
     if isinstance(canary, SingleCanary):
         turn = TurnRecord(1, canary.prompt)

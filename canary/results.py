@@ -48,7 +48,6 @@ def print_results(
     if as_json:
         click.echo(json.dumps([_jsonable(r) for r in rows], indent=2, ensure_ascii=False))
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -61,6 +60,8 @@ def print_results(
             "-" if r.score is None else f"{r.score:.2f}", f"{r.latency_s:.2f}", str(r.output_tokens),
             escape(r.served_model or "-"), escape((r.reason or "")[:160]),
         )
-    Console().print(table)
+    from canary.ui import console
+
+    console().print(table)
     if not rows:
         click.echo("no samples match")

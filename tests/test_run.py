@@ -358,3 +358,13 @@ def test_run_against_postgresql(tmp_path, capsys, monkeypatch, pg_url):
     assert not (tmp_path / "canary.db").exists()
     shown = run_cli(capsys, "results", "--day", "2026-04-01", "--json")
     assert len(json.loads(shown.out)) == 4
+
+
+def test_empty_reply_mid_conversation_stops_the_sample_as_failed(tmp_path, capsys, server, key):
+    behaviours = {"mmempty": SimBehaviour(faults=[SimFault(kind="empty")])}
+    path = _project(tmp_path, server, behaviours, remote_model("m", "mmempty", server),
+                    canaries={"m.yaml": MULTI})
+    assert run_cli(capsys, "run", "--config", str(path)).code == 0
+    assert server.stats() == {"mmempty": 1}
+    [row] = _samples(tmp_path)
+    assert row.outcome == "fail" and row.failed_turn == 1 and len(row.turns) == 1

@@ -79,17 +79,20 @@ class Store:
         base_dir: Path | None = None,
         migrate: bool | None = None,
         busy_timeout_s: float = 5.0,
+        check: bool = True,
     ) -> Store:
         """Connect and make sure the schema is this code's.
 
         migrate=None upgrades SQLite automatically (a local file, nobody else to ask) and only
         checks PostgreSQL (a shared database is upgraded deliberately: `canary db upgrade`).
-        True upgrades either; False only checks. A database ahead of the code is always refused."""
+        True upgrades either; False only checks. A database ahead of the code is always refused.
+        check=False skips the version check (`canary db current` only reports it)."""
         target = parse_url(url, base_dir)
         engine = create_engine(target, busy_timeout_s=busy_timeout_s)
         store = cls(engine, target)
         try:
-            store._check_schema(migrate)
+            if check:
+                store._check_schema(migrate)
         except BaseException:
             engine.dispose()
             raise

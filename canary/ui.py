@@ -1,0 +1,16 @@
+"""Terminal output shared by commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def console():
+    """A rich Console for stdout; off a terminal (cron mail, CI logs) tables get room to be
+    read instead of rich's 80-column default."""
+    from rich.console import Console
+
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console()
+    return Console(width=200)
