@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from canary.config.models import ResolvedModel
-from canary.providers.base import http_client, split_params, tool_call
+from canary.providers.base import split_params, tool_call
 from canary.providers.errors import mid_stream
 from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
@@ -127,17 +127,10 @@ class AnthropicProvider(SdkProvider):
     ) -> None:
         import anthropic
 
-        super().__init__(model, api_key)
-        self._sdk = anthropic
         # An explicit api_key switches off the SDK's environment, profile and federation lookups.
         url = base_url or model.config.base_url or DEFAULT_BASE_URL
-        self._client = anthropic.AsyncAnthropic(
-            api_key=self._key,
-            base_url=url,
-            max_retries=0,
-            timeout=model.timeout_s,
-            default_headers=extra_headers or None,
-            http_client=http_client(anthropic, model, url),
+        super().__init__(
+            model, api_key, sdk=anthropic, client_class=anthropic.AsyncAnthropic, url=url, extra_headers=extra_headers
         )
         params = dict(model.params)
         params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from canary.config.models import ResolvedModel
-from canary.providers.base import arguments_json, http_client, split_params, tool_call
+from canary.providers.base import arguments_json, split_params, tool_call
 from canary.providers.errors import mid_stream
 from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
@@ -114,16 +114,9 @@ class OpenAIProvider(SdkProvider):
     ) -> None:
         import openai
 
-        super().__init__(model, api_key)
-        self._sdk = openai
         url = base_url or model.config.base_url or DEFAULT_BASE_URL
-        self._client = openai.AsyncOpenAI(
-            api_key=self._key,
-            base_url=url,
-            max_retries=0,
-            timeout=model.timeout_s,
-            default_headers=extra_headers or None,
-            http_client=http_client(openai, model, url),
+        super().__init__(
+            model, api_key, sdk=openai, client_class=openai.AsyncOpenAI, url=url, extra_headers=extra_headers
         )
         # The SDK fills these from OPENAI_ADMIN_KEY / OPENAI_ORG_ID / OPENAI_PROJECT_ID; only the
         # configured key is ours to use, and account ids must not travel to third-party gateways.

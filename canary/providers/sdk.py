@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from canary.config.models import ResolvedModel
-from canary.providers.base import PLACEHOLDER_KEY, check_params
+from canary.providers.base import PLACEHOLDER_KEY, check_params, http_client
 from canary.providers.errors import classify
 from canary.records import ChatRequest, ChatResponse
 
@@ -34,10 +34,30 @@ class SdkProvider(ABC):
     _sdk: ModuleType
     _client: Any
 
-    def __init__(self, model: ResolvedModel, api_key: str | None) -> None:
+    def __init__(
+        self,
+        model: ResolvedModel,
+        api_key: str | None,
+        *,
+        sdk: ModuleType,
+        client_class: Any,
+        url: str,
+        extra_headers: dict[str, str] | None,
+    ) -> None:
         check_params(model)
         self.model = model
         self._key = api_key or PLACEHOLDER_KEY
+        self._sdk = sdk
+        # One client per model: its pool is the model's concurrency. SDK retries are off so
+        # that one attempt is one request; an explicit key switches off credential discovery.
+        self._client = client_class(
+            api_key=self._key,
+            base_url=url,
+            max_retries=0,
+            timeout=model.timeout_s,
+            default_headers=extra_headers or None,
+            http_client=http_client(sdk, model, url),
+        )
 
     def __repr__(self) -> str:  # the default repr would be harmless, but make sure no key ever shows
         return f"{type(self).__name__}(model={self.model.config.id!r})"
