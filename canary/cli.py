@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
 
 from canary import __version__
-from canary.errors import EXIT_CONFIG, EXIT_SOFTWARE, EXIT_UNAVAILABLE, CanaryError
+from canary.errors import EXIT_CONFIG, EXIT_FIRING, EXIT_SOFTWARE, EXIT_UNAVAILABLE, CanaryError
 
 CONTEXT = {"auto_envvar_prefix": "CANARY", "help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -104,17 +105,23 @@ def validate(config_path: str | None) -> None:
 @click.option("--force", is_flag=True, help="Re-run slots already recorded for the day and replace them.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, as_json) -> None:
+@click.option("--no-check", is_flag=True, help="Do not run `canary check` for the day afterwards.")
+def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, as_json, no_check) -> None:
     """Replay every canary against every model and store each sample.
 
     Only slots missing for the day are run (a second run the same day fills gaps);
-    --force re-runs them. Exit 0 when every model answered (pass or fail), 69 when a model
-    rejected the requests (bad key, unknown model name, quota), 70 when a scorer crashed."""
+    --force re-runs them. Then checks the day (as `canary check`) unless --no-check.
+    Exit 0 when every model answered and nothing fires, 1 when an alert fires, 69 when a
+    model rejected the requests (bad key, unknown model name, quota), 70 when a scorer crashed."""
     from canary.pipeline import RunOptions
     from canary.pipeline import run as run_pipeline
     from canary.summary import render_table, summarize
 
     project = _load(config_path)
+    if not no_check:
+        from canary.alerts.channels import build_channels
+
+        channels = build_channels(project.config.alerts, os.environ)  # a bad alert setup fails before the run
     options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet)
     report = run_pipeline(project, options)
     summaries = summarize(report.stats.samples)
@@ -133,11 +140,152 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     for model_id, trouble in sorted(report.trouble.items()):
         skipped = f" ({trouble.skipped} samples skipped)" if trouble.skipped else ""
         click.echo(f"canary: model {model_id}: {trouble.message}{skipped}", err=True)
+    firing = False
+    if not no_check:
+        firing = _check_and_print(project, report.day, channels, as_json=False, quiet=as_json)
     if report.trouble:
         sys.exit(EXIT_UNAVAILABLE)
     if any(s.outcome == "harness_error" for s in report.stats.samples):
         click.echo("canary: a scorer crashed; see `canary results --last` (outcome harness_error)", err=True)
         sys.exit(EXIT_SOFTWARE)
+    if firing:
+        sys.exit(EXIT_FIRING)
+
+
+# --------------------------------------------------------------------------- check / alerts
+
+
+def _check_and_print(project, day, channels, *, as_json: bool, quiet: bool = False) -> bool:
+    """Run the check, print what it did; True when an alert is firing."""
+    from canary.check import run_check
+    from canary.store import Store
+
+    with Store.open(project.store_url, base_dir=project.root) as store:
+        report = run_check(project, store, as_of=day, channels=channels)
+    if as_json:
+        click.echo(json.dumps(_check_json(report), indent=2, ensure_ascii=False))
+    elif not quiet:
+        _print_check(report)
+    return bool(report.firing)
+
+
+def _check_json(report) -> dict:
+    from canary.results import jsonable
+
+    return {
+        "day": report.day.isoformat(),
+        "events": jsonable(report.events),
+        "firing": jsonable(report.firing),
+        "held": [jsonable(f) for f in report.findings if f.status == "held" and "held:" in f.summary],
+        "delivery": {
+            "sent": [{"channel": c, "message_id": m} for c, m in report.delivery.sent],
+            "failed": [{"channel": c, "message_id": m, "error": e} for c, m, e in report.delivery.failed],
+        },
+    }
+
+
+def _print_check(report) -> None:
+    from rich.markup import escape
+
+    from canary.ui import console
+
+    out = console()
+    out.print(f"check {report.day}: {len(report.firing)} alert(s) firing, {len(report.events)} new notification event(s)")
+    for e in report.events:
+        style = {"firing": "bold red", "repeat": "red", "resolved": "green"}[e.event]
+        out.print(f"  [{style}]{e.event.upper():<8}[/] {escape(e.summary)}")
+    held = [f for f in report.findings if f.status == "held" and "held:" in f.summary]
+    for f in held[:10]:
+        out.print(f"  [yellow]HELD[/]     {escape(f.summary)}")
+    for a in report.firing:
+        if not any(e.alert_id == a.id for e in report.events):
+            out.print(f"  [red]FIRING[/]   {escape(a.summary)} (since {a.opened_day})")
+    for channel, _ in report.delivery.sent:
+        out.print(f"  sent via {channel}")
+    for channel, _, error in report.delivery.failed:
+        out.print(f"  [yellow]not delivered via {channel}: {escape(error)} (queued; the next check retries)[/]")
+
+
+@cli.command()
+@config_option
+@click.option("--as-of", "as_of", callback=_day, metavar="YYYY-MM-DD", help="Judge this UTC day (default: today).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check(config_path, as_of, as_json) -> None:
+    """Judge the day: open and resolve alerts, queue and deliver notifications.
+
+    Exit 0 when nothing fires, 1 when any alert fires (so cron can page on it), 78 on a
+    config error. Notifications that cannot be delivered stay queued and are retried by the
+    next check or run."""
+    from canary.alerts.channels import build_channels
+
+    project = _load(config_path)
+    channels = build_channels(project.config.alerts, os.environ)
+    if _check_and_print(project, as_of, channels, as_json=as_json):
+        sys.exit(EXIT_FIRING)
+
+
+@cli.command()
+@config_option
+@click.option("--all", "show_all", is_flag=True, help="Resolved alerts too, with their lifecycle.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def alerts(config_path, show_all, as_json) -> None:
+    """List alerts (firing ones unless --all), their lifecycle and the notification outbox."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from canary.results import jsonable
+    from canary.store import Store
+    from canary.store import alerting as db
+    from canary.ui import console
+
+    project = _load(config_path)
+    with Store.open(project.store_url, base_dir=project.root) as store:
+        rows = db.list_alerts(store, include_resolved=show_all)
+        events = db.events_of(store, [r.id for r in rows])
+        pending = db.queued(store)
+    if as_json:
+        click.echo(json.dumps([{**jsonable(r), "events": jsonable(events[r.id])} for r in rows], indent=2,
+                              ensure_ascii=False))
+        return
+    table = Table(title=f"{'all' if show_all else 'firing'} alerts", title_justify="left")
+    for name in ("state", "model", "scope", "signal", "opened", "resolved", "notified", "summary"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r.state, escape(r.model_id), escape(r.scope), r.signal, str(r.opened_day), str(r.resolved_day or "-"),
+            str(r.notify_count), escape(r.summary),
+        )
+    console().print(table)
+    if not rows:
+        click.echo("no alerts" if show_all else "no alert is firing")
+    if pending:
+        click.echo(f"{len(pending)} notification(s) queued for delivery (the next check retries them)")
+
+
+@cli.command()
+@config_option
+@click.argument("model_id")
+@click.option("--canary", "canary_id", metavar="ID", help="Only this canary's alerts (default: all of the model's).")
+@click.option("--until", "until", callback=_day, required=True, metavar="YYYY-MM-DD",
+              help="Muted through the end of this UTC day.")
+@click.option("--reason", default="", help="Why, for the record.")
+def silence(config_path, model_id, canary_id, until, reason) -> None:
+    """Mute a model's alerts (or one canary's) until a date. Alerts still open and resolve;
+    only their notifications are held back."""
+    from canary.store import Store
+    from canary.store import alerting as db
+    from canary.store.series import end_of_day
+
+    project = _load(config_path)
+    if model_id not in {m.id for m in project.config.models}:
+        raise CanaryError(f"unknown model id `{model_id}` (see canary.yaml models:)", exit_code=EXIT_CONFIG)
+    if canary_id and canary_id not in {c.id for c in project.canaries}:
+        raise CanaryError(f"unknown canary id `{canary_id}` (see prompts/)", exit_code=EXIT_CONFIG)
+    with Store.open(project.store_url, base_dir=project.root) as store:
+        db.add_silence(store, model_id=model_id, canary_id=canary_id, until=end_of_day(until), reason=reason,
+                       now=datetime.now(UTC))
+    what = f"{model_id}/{canary_id}" if canary_id else model_id
+    click.echo(f"silenced {what} through {until}" + (f": {reason}" if reason else ""))
 
 
 # --------------------------------------------------------------------------- results

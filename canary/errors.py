@@ -6,7 +6,7 @@ setup (78) from a run that could not reach a model (69)."""
 from __future__ import annotations
 
 EXIT_OK = 0
-EXIT_FAILED = 1  # the run finished but some model was unusable (client/config errors from the API)
+EXIT_FIRING = 1  # `canary check` / `canary run`: an alert is firing (so cron can page on it)
 EXIT_USAGE = 64
 EXIT_DATAERR = 65  # a canary or config file is malformed
 EXIT_UNAVAILABLE = 69

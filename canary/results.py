@@ -13,15 +13,15 @@ from canary.config.load import Project
 from canary.errors import CanaryError
 
 
-def _jsonable(value):
+def jsonable(value):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
+        return {k: jsonable(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     return value
 
 
@@ -46,7 +46,7 @@ def print_results(
     if failures:
         rows = [r for r in rows if r.outcome != "pass"]
     if as_json:
-        click.echo(json.dumps([_jsonable(r) for r in rows], indent=2, ensure_ascii=False))
+        click.echo(json.dumps([jsonable(r) for r in rows], indent=2, ensure_ascii=False))
         return
     from rich.markup import escape
     from rich.table import Table

@@ -66,7 +66,7 @@ def test_sqlite_fresh_file_is_migrated_automatically(tmp_path: Path) -> None:
 
 
 def test_sqlite_without_migrate_only_checks(tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match=r"revision none .* needs 0001: run `canary db upgrade`"):
+    with pytest.raises(StoreError, match=rf"revision none .* needs {HEAD_REVISION}: run `canary db upgrade`"):
         Store.open(f"sqlite:///{tmp_path / 'canary.db'}", migrate=False)
 
 

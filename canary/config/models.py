@@ -141,6 +141,79 @@ class ModelConfig(Strict):
         return DEFAULT_KEY_ENV.get(self.provider)
 
 
+# --------------------------------------------------------------------------- detection and alerts
+
+
+class DetectConfig(Strict):
+    """How a day's pass rate is judged against its own history (see canary.detect)."""
+
+    rule: Literal["sigma", "calibrated"] = "calibrated"  # the paging rule for quality alerts
+    # `rule: sigma` - the rolling mean - sigma x sd rule, exactly as first asked for
+    sigma: Annotated[float, Field(gt=0)] = 2.0
+    window_days: Annotated[int, Field(ge=2, le=365)] = 14
+    min_history: Annotated[int, Field(ge=1, le=365)] = 5
+    # `rule: calibrated` - tuning knobs of the default detector; see canary.detect
+    false_alarms_per_year: Annotated[float, Field(gt=0, le=365)] = 0.5
+    min_trials: Annotated[int, Field(ge=1)] = 5  # fewer scored trials on a day: quality held (outage)
+
+
+class SignalsConfig(Strict):
+    """Thresholds for the non-quality signals; each fires its own alert."""
+
+    max_unavailable: Annotated[float, Field(ge=0, le=1)] = 0.2  # unavailable share of a day's samples
+    tokens_increase: Annotated[float, Field(gt=0)] = 0.25  # output tokens per task vs the baseline
+    latency_p95_increase: Annotated[float, Field(gt=0)] = 1.0  # p95 latency vs the baseline (+100 %)
+    cost_per_correct_increase: Annotated[float, Field(gt=0)] = 0.5
+    served_model_change: bool = True  # served model name or system fingerprint changed
+    retires_within_days: Annotated[int, Field(ge=0)] = 14
+    max_age_hours: Annotated[float, Field(gt=0)] = 26.0  # dead man's switch: newest completed run
+    baseline_days: Annotated[int, Field(ge=1, le=365)] = 14
+    min_baseline_days: Annotated[int, Field(ge=1, le=365)] = 3
+
+
+class EmailChannel(Strict):
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    user_env: EnvName | None = None
+    password_env: EnvName | None = None
+    sender: str = Field("canary@localhost", alias="from")
+    to: Annotated[list[str], Field(min_length=1)]
+    ca_file: str | None = None  # extra CA bundle for a private mail server; verification stays on
+    timeout_s: Annotated[float, Field(gt=0)] = 30.0
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SlackChannel(Strict):
+    webhook_url_env: EnvName = "SLACK_WEBHOOK_URL"  # the URL is a secret: environment only
+    timeout_s: Annotated[float, Field(gt=0)] = 15.0
+
+
+class WebhookChannel(Strict):
+    url: str | None = None
+    url_env: EnvName | None = None
+    secret_env: EnvName | None = None  # HMAC-SHA256 of the body in X-Canary-Signature
+    headers: dict[str, str] = {}
+    timeout_s: Annotated[float, Field(gt=0)] = 15.0
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookChannel:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give exactly one of `url` or `url_env`")
+        return self
+
+
+class AlertsConfig(Strict):
+    repeat_hours: Annotated[float, Field(gt=0)] = 24.0
+    report_url: str | None = None  # where the published report lives; linked from messages
+    log: bool = True
+    email: EmailChannel | None = None
+    slack: SlackChannel | None = None
+    webhook: WebhookChannel | None = None
+    delivery_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # per check, before leaving it queued
+
+
 class ProjectConfig(Strict):
     store: str = "sqlite:///canary.db"  # relative sqlite paths resolve against canary.yaml's folder
     prompts: str = "prompts"
@@ -148,6 +221,9 @@ class ProjectConfig(Strict):
     reports: str = "reports"
     defaults: Defaults = Defaults()
     models: Annotated[list[ModelConfig], Field(min_length=1)]
+    detect: DetectConfig = DetectConfig()
+    signals: SignalsConfig = SignalsConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     def model_settings(self, model: ModelConfig) -> ResolvedModel:
         d = self.defaults

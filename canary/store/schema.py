@@ -16,7 +16,7 @@ from canary.records import OUTCOMES
 
 # Every revision this code knows, oldest first. A database at a revision missing from
 # here was written by a newer canary and is refused rather than misread.
-REVISIONS: tuple[str, ...] = ("0001",)
+REVISIONS: tuple[str, ...] = ("0001", "0002")
 HEAD_REVISION = REVISIONS[-1]
 
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
@@ -140,4 +140,88 @@ attempts = sa.Table(
     sa.ForeignKeyConstraint(
         ["sample_id"], ["samples.id"], name="fk_attempts_sample_id_samples", ondelete="CASCADE"
     ),
+)
+
+
+# --------------------------------------------------------------------------- alerts (0002)
+
+ALERT_STATES: tuple[str, ...] = ("firing", "resolved")
+ALERT_EVENTS: tuple[str, ...] = ("opened", "notified", "repeated", "resolved", "silenced", "updated")
+NOTIFICATION_STATUSES: tuple[str, ...] = ("queued", "sent")
+
+# One row per episode of a (model, scope, signal) key: opened when it starts firing, resolved
+# when it recovers. A later episode of the same key is a new row.
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(32), nullable=False),
+    sa.Column("model_id", ID, nullable=False),
+    sa.Column("scope", ID, nullable=False),  # "*" for all canaries, else a canary id
+    sa.Column("signal", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("opened_at", UTCDateTime, nullable=False),
+    sa.Column("opened_day", sa.Date, nullable=False),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
+    sa.Column("resolved_day", sa.Date, nullable=True),
+    sa.Column("last_notified_at", UTCDateTime, nullable=True),
+    sa.Column("notify_count", sa.Integer, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("today", sa.Text, nullable=True),
+    sa.Column("baseline", sa.Text, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("last_day", sa.Date, nullable=False),  # the newest day this episode was evaluated
+    sa.PrimaryKeyConstraint("id", name="pk_alerts"),
+    sa.CheckConstraint(_in("state", ALERT_STATES), name="ck_alerts_state"),
+    sa.Index("ix_alerts_key_state", "model_id", "scope", "signal", "state"),
+)
+
+# The lifecycle, for the report's alerts page and for people asking "when did this start".
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", sa.Integer, nullable=False, autoincrement=True),
+    sa.Column("alert_id", sa.String(32), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("id", name="pk_alert_events"),
+    sa.ForeignKeyConstraint(
+        ["alert_id"], ["alerts.id"], name="fk_alert_events_alert_id_alerts", ondelete="CASCADE"
+    ),
+    sa.CheckConstraint(_in("event", ALERT_EVENTS), name="ck_alert_events_event"),
+    sa.Index("ix_alert_events_alert_id", "alert_id"),
+)
+
+# The outbox: every notification is written here first, in the same transaction as the alert
+# change that caused it, then delivered. One row per (message, channel).
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("message_id", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON of the AlertMessage; never a secret
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.PrimaryKeyConstraint("message_id", "channel", name="pk_notifications"),
+    sa.CheckConstraint(_in("status", NOTIFICATION_STATUSES), name="ck_notifications_status"),
+    sa.Index("ix_notifications_status", "status"),
+)
+
+silences = sa.Table(
+    "silences",
+    metadata,
+    sa.Column("id", sa.Integer, nullable=False, autoincrement=True),
+    sa.Column("model_id", ID, nullable=False),
+    sa.Column("canary_id", ID, nullable=True),  # None: every alert of the model
+    sa.Column("until", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("id", name="pk_silences"),
 )

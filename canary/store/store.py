@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,14 @@ class Store:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 yield conn
+
+    def reading(self) -> AbstractContextManager[sa.Connection]:
+        """A read transaction, for the query modules (series, alerting) that sit beside Store."""
+        return self._read()
+
+    def writing(self) -> AbstractContextManager[sa.Connection]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite), with the store's error translation."""
+        return self._write()
 
     # ----------------------------------------------------------------------- runs
 

@@ -1,0 +1,101 @@
+"""`canary check`: judge one day, move alerts through their lifecycle, queue and deliver.
+
+Composes store -> detect -> alerts, like canary.pipeline composes the run. Findings are
+computed outside any transaction; the transitions and the outbox rows for them are written in
+one locked transaction; delivery happens after it commits, so a dead channel never loses an
+alert or a result."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from canary.alerts.lifecycle import Watched, apply, still_firing
+from canary.alerts.message import AlertEvent, message_to_json
+from canary.alerts.outbox import DeliveryReport, deliver_pending, group
+from canary.alerts.signals import Finding, ModelDay, model_findings, stale
+from canary.config.load import Project
+from canary.store import alerting as db
+from canary.store import series
+from canary.store.store import Store
+
+HISTORY_DAYS = 120  # days of daily counts the detectors see
+
+
+@dataclass
+class CheckReport:
+    day: date
+    now: datetime
+    findings: list[Finding] = field(default_factory=list)
+    events: list[AlertEvent] = field(default_factory=list)
+    message_id: str | None = None
+    firing: list[db.AlertRow] = field(default_factory=list)
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+
+
+def check_clock(day: date | None, now: datetime | None = None) -> tuple[date, datetime]:
+    """The day judged and the time it is judged at. Today: the wall clock. A past day
+    (`--as-of`, backfills, the demo): the last second of that day, so repeats, silences and
+    the dead man's switch behave as they would have on the day."""
+    real_now = now or datetime.now(UTC)
+    today = real_now.date()
+    if day is None or day >= today:
+        return (day or today), real_now
+    return day, series.end_of_day(day) - timedelta(seconds=1)
+
+
+def findings_for(project: Project, store: Store, day: date, now: datetime) -> list[Finding]:
+    cfg = project.config
+    models = cfg.models
+    hashes = {c.id: c.hash for c in project.canaries}
+    ids = [m.id for m in models]
+    history = max(HISTORY_DAYS, cfg.detect.window_days)
+    start = day - timedelta(days=history)
+    per = series.daily_counts(store, ids, hashes, start, day)
+    base_start = day - timedelta(days=cfg.signals.baseline_days)
+    lat = series.latencies(store, ids, base_start, day)
+    served = series.served_models(store, ids, base_start - timedelta(days=30), day)
+    out: list[Finding] = []
+    for model in models:
+        md = ModelDay(
+            model=model, day=day, overall=series.overall(per, model.id),
+            per_canary={cid: days for (mid, cid), days in per.items() if mid == model.id},
+            latencies=lat.get(model.id, {}), served=served.get(model.id, {}),
+        )
+        out += model_findings(md, cfg.detect, cfg.signals, history)
+    out.append(stale(series.last_completed_run(store, up_to=day), now, cfg.signals))
+    return out
+
+
+def run_check(
+    project: Project,
+    store: Store,
+    *,
+    as_of: date | None = None,
+    now: datetime | None = None,
+    deliver: bool = True,
+    env: Mapping[str, str] | None = None,
+    channels: list | None = None,
+) -> CheckReport:
+    from canary.alerts.channels import build_channels
+
+    alerts_cfg = project.config.alerts
+    if channels is None:
+        channels = build_channels(alerts_cfg, os.environ if env is None else env)  # SetupError before any write
+    day, at = check_clock(as_of, now)
+    report = CheckReport(day, at)
+    report.findings = findings_for(project, store, day, at)
+    watched = Watched({m.id for m in project.config.models}, {c.id for c in project.canaries})
+    with store.writing() as conn:
+        report.events = apply(conn, report.findings, day=day, now=at, repeat_hours=alerts_cfg.repeat_hours,
+                              watched=watched, report_url=alerts_cfg.report_url)
+        if report.events and channels:
+            message = group(report.events, now=at, report_url=alerts_cfg.report_url)
+            db.enqueue(conn, message.id, [c.name for c in channels], message_to_json(message), at)
+            report.message_id = message.id
+        report.firing = still_firing(conn, at)
+    if deliver and channels:
+        report.delivery = deliver_pending(store, channels, attempts=alerts_cfg.delivery_attempts)
+    return report
