@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from canary.alerts.findings import Finding
 from canary.alerts.lifecycle import Watched, apply, still_firing
 from canary.alerts.message import AlertEvent, message_to_json
 from canary.alerts.outbox import DeliveryReport, deliver_pending, group
-from canary.alerts.signals import Finding, ModelDay, model_findings, stale
+from canary.alerts.signals import ModelDay, model_findings, stale
 from canary.config.load import Project
 from canary.store import alerting as db
 from canary.store import series
@@ -83,7 +84,7 @@ def run_check(
 
     alerts_cfg = project.config.alerts
     if channels is None:
-        channels = build_channels(alerts_cfg, os.environ if env is None else env)  # SetupError before any write
+        channels = build_channels(alerts_cfg, os.environ if env is None else env, base_dir=project.root)
     day, at = check_clock(as_of, now)
     report = CheckReport(day, at)
     report.findings = findings_for(project, store, day, at)

@@ -121,7 +121,7 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     if not no_check:
         from canary.alerts.channels import build_channels
 
-        channels = build_channels(project.config.alerts, os.environ)  # a bad alert setup fails before the run
+        channels = build_channels(project.config.alerts, os.environ, base_dir=project.root)  # a bad alert setup fails before the run
     options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet)
     report = run_pipeline(project, options)
     summaries = summarize(report.stats.samples)
@@ -219,7 +219,7 @@ def check(config_path, as_of, as_json) -> None:
     from canary.alerts.channels import build_channels
 
     project = _load(config_path)
-    channels = build_channels(project.config.alerts, os.environ)
+    channels = build_channels(project.config.alerts, os.environ, base_dir=project.root)
     if _check_and_print(project, as_of, channels, as_json=as_json):
         sys.exit(EXIT_FIRING)
 

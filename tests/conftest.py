@@ -10,6 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+# Real SMTP and HTTP receivers (tests/receivers.py) as fixtures for every test module.
+pytest_plugins = ("tests.receivers",)
+
 PG_BASE = os.environ.get("CANARY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

@@ -183,8 +183,11 @@ def test_529_twice_then_success_passes_after_three_requests(tmp_path, capsys, se
 def test_retries_exhausted_is_unavailable_after_attempts_plus_one(tmp_path, capsys, server, key):
     behaviours = {"mdown": SimBehaviour(faults=[SimFault(kind="status", status=503)])}
     path = _project(tmp_path, server, behaviours, remote_model("m", "mdown", server), attempts=3)
-    assert run_cli(capsys, "run", "--config", str(path)).code == 0  # unavailability is data, not a failure
+    # Unavailability is data, not a run failure; the check that follows pages on it (exit 1).
+    assert run_cli(capsys, "run", "--config", str(path), "--no-check").code == 0
     assert server.stats() == {"mdown": 4}
+    checked = run_cli(capsys, "check", "--config", str(path))
+    assert checked.code == 1 and "availability" in checked.out
     [row] = _samples(tmp_path)
     assert row.outcome == "unavailable" and row.score is None and row.n_attempts == 4
 
@@ -192,7 +195,7 @@ def test_retries_exhausted_is_unavailable_after_attempts_plus_one(tmp_path, caps
 def test_retry_after_over_the_cap_gives_up_without_waiting(tmp_path, capsys, server, key):
     behaviours = {"mslow": SimBehaviour(faults=[SimFault(kind="status", status=429, retry_after_s=3600)])}
     path = _project(tmp_path, server, behaviours, remote_model("m", "mslow", server), max_retry_after_s=5)
-    assert run_cli(capsys, "run", "--config", str(path)).code == 0
+    assert run_cli(capsys, "run", "--config", str(path), "--no-check").code == 0
     assert server.stats() == {"mslow": 1}
     [row] = _samples(tmp_path)
     assert row.outcome == "unavailable" and row.attempts[0].retry_after_s == 3600

@@ -12,8 +12,8 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from canary.alerts.findings import ALL, Finding
 from canary.alerts.message import AlertEvent
-from canary.alerts.signals import ALL, Finding
 from canary.store import alerting as db
 
 

@@ -7,30 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Literal
 
+from canary.alerts.findings import ALL, Finding, Status
 from canary.config.models import DetectConfig, ModelConfig, SignalsConfig
 from canary.detect import evaluate
 from canary.store.series import DayCounts
-
-Status = Literal["firing", "ok", "held"]
-ALL = "*"  # scope of a signal over all of a model's canaries (or, for `stale`, all models)
-
-
-@dataclass(frozen=True)
-class Finding:
-    model_id: str
-    scope: str
-    signal: str
-    status: Status
-    summary: str
-    today: str | None = None
-    baseline: str | None = None
-    detail: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.model_id, self.scope, self.signal)
 
 
 @dataclass
@@ -70,17 +51,17 @@ def quality(md: ModelDay, detect: DetectConfig, *, held_reason: str | None, hist
     for scope, series in scopes:
         where = "all canaries" if scope == ALL else scope
         today = series.get(md.day)
-        if today is None or today.scored == 0:
-            out.append(Finding(md.model.id, scope, "quality", "held", f"{md.model.id} {where}: no scored samples"))
+        if held_reason and scope == ALL:
+            out.append(Finding(md.model.id, scope, "quality", "held", f"{md.model.id} quality: {held_reason}"))
+            continue
+        if today is None or today.scored == 0 or held_reason:
+            out.append(Finding(md.model.id, scope, "quality", "held", f"{md.model.id} {where}: not judged today"))
             continue
         rate_text = f"{pct(today.passes / today.scored)} ({today.passes}/{today.scored})"
-        if held_reason:
-            out.append(Finding(md.model.id, scope, "quality", "held", f"{md.model.id} {where}: {held_reason}",
-                               today=rate_text))
-            continue
         decision = evaluate(_history(series, md.day, history_days), (today.passes, today.scored), detect)
         baseline = f"{pct(decision.baseline)} baseline" if decision.baseline is not None else None
-        status: Status = "firing" if decision.alarm else "ok"
+        # No baseline yet (a new series): not judged, so an open alert is neither kept nor resolved.
+        status: Status = "firing" if decision.alarm else ("ok" if decision.baseline is not None else "held")
         summary = (f"{md.model.id} pass rate on {where}: {rate_text} today"
                    + (f" vs {pct(decision.baseline)} baseline" if decision.baseline is not None else ""))
         out.append(Finding(md.model.id, scope, "quality", status, summary, rate_text, baseline, decision.reason))
@@ -143,7 +124,13 @@ def latency(md: ModelDay, signals: SignalsConfig) -> Finding:
     start = md.day - timedelta(days=signals.baseline_days)
     daily = sorted(p for d, v in md.latencies.items() if start <= d < md.day and (p := _p95(v)) is not None)
     b = daily[len(daily) // 2] if daily else None
-    return _ratio_finding(md, "latency", "p95 latency", t, b, signals.latency_p95_increase, "{:.2f} s", len(daily), signals)
+    found = _ratio_finding(md, "latency", "p95 latency", t, b, signals.latency_p95_increase, "{:.2f} s", len(daily),
+                           signals)
+    if found.status == "firing" and t is not None and b is not None and t - b < signals.latency_p95_min_delta_s:
+        # Doubling 40 ms is noise to a user; a p95 must also be slower by a noticeable amount.
+        return Finding(found.model_id, found.scope, found.signal, "ok", found.summary, found.today, found.baseline,
+                       f"below the {signals.latency_p95_min_delta_s:g} s minimum change")
+    return found
 
 
 def cost(md: ModelDay, signals: SignalsConfig) -> Finding | None:

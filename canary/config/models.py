@@ -155,6 +155,11 @@ class DetectConfig(Strict):
     # `rule: calibrated` - tuning knobs of the default detector; see canary.detect
     false_alarms_per_year: Annotated[float, Field(gt=0, le=365)] = 0.5
     min_trials: Annotated[int, Field(ge=1)] = 5  # fewer scored trials on a day: quality held (outage)
+    baseline_days: Annotated[int, Field(ge=7, le=365)] = 56  # days pooled into the calibrated baseline
+    baseline_lag_days: Annotated[int, Field(ge=0, le=60)] = 7  # newest days kept out of the baseline
+    min_baseline_days: Annotated[int, Field(ge=3, le=365)] = 14  # days with data needed before judging
+    rho_floor: Annotated[float, Field(ge=0, lt=0.5)] = 0.01  # least day-to-day overdispersion assumed
+    cusum_window_days: Annotated[int, Field(ge=7, le=365)] = 28  # CUSUM replayed over this many days
 
 
 class SignalsConfig(Strict):
@@ -163,6 +168,7 @@ class SignalsConfig(Strict):
     max_unavailable: Annotated[float, Field(ge=0, le=1)] = 0.2  # unavailable share of a day's samples
     tokens_increase: Annotated[float, Field(gt=0)] = 0.25  # output tokens per task vs the baseline
     latency_p95_increase: Annotated[float, Field(gt=0)] = 1.0  # p95 latency vs the baseline (+100 %)
+    latency_p95_min_delta_s: Annotated[float, Field(ge=0)] = 1.0  # and at least this much slower
     cost_per_correct_increase: Annotated[float, Field(gt=0)] = 0.5
     served_model_change: bool = True  # served model name or system fingerprint changed
     retires_within_days: Annotated[int, Field(ge=0)] = 14

@@ -72,9 +72,11 @@ def build_channels(
     """One channel per configured `alerts:` entry, plus the log channel when `alerts.log`.
 
     `base_dir` (canary.yaml's folder) anchors a relative `ca_file`."""
-    missing = [f"{var} is not set ({key})" for key, var in required_env(alerts) if not env.get(var)]
+    missing = [f"{var} ({key})" for key, var in required_env(alerts) if not env.get(var)]
+    if len(missing) == 1:
+        raise SetupError(f"alerts: environment variable {missing[0]} is not set")
     if missing:
-        raise SetupError("alerts: environment variable " + "; ".join(missing))
+        raise SetupError("alerts: environment variables not set: " + ", ".join(missing))
     channels: list[Channel] = []
     if alerts.log:
         channels.append(LogChannel())

@@ -155,14 +155,14 @@ class EmailSender:
             return "the server does not offer STARTTLS; not sending in clear text"
         if isinstance(exc, smtplib.SMTPResponseException):
             return f"server answered {exc.smtp_code} {_text(exc.smtp_error)}"
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):  # smtplib wraps read timeouts
+            return f"no answer within {self._config.timeout_s:g}s"
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return f"server closed the connection ({exc})" if str(exc) else "server closed the connection"
         if isinstance(exc, ssl.SSLCertVerificationError):
             return f"TLS certificate not trusted ({exc.verify_message})"
         if isinstance(exc, ssl.SSLError):
             return f"TLS failed ({exc.reason or exc})"
-        if isinstance(exc, TimeoutError):
-            return f"no answer within {self._config.timeout_s:g}s"
         if isinstance(exc, ConnectionRefusedError):
             return "connection refused"
         return str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc) or type(exc).__name__

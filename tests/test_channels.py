@@ -1,0 +1,399 @@
+"""Alert channels against real receivers: aiosmtpd over TCP (plain, STARTTLS, SMTPS,
+AUTH) and a real HTTP server standing in for Slack and a webhook endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from canary.alerts.channels import Channel, build_channels, render_text
+from canary.alerts.channels.mail import message_id
+from canary.alerts.message import AlertEvent, AlertMessage, DeliveryError
+from canary.config.models import AlertsConfig, EmailChannel, SlackChannel, WebhookChannel
+from canary.errors import EXIT_CONFIG, SetupError
+from tests.receivers import HttpReceiver, SmtpReceiver, TestCA  # fixtures come via conftest's pytest_plugins
+
+SLACK_TOKEN = "T0000/B0000/XXXXslacksecretXXXX"
+HOOK_TOKEN = "hook-path-secret-7f3a"
+HMAC_SECRET = "hmac-secret-value-91c2"
+PASSWORD = "s3cret-pass-word"
+
+
+def event(**overrides: object) -> AlertEvent:
+    values: dict[str, object] = {
+        "alert_id": "a1",
+        "event": "firing",
+        "model_id": "claude-main",
+        "scope": "all canaries",
+        "signal": "quality",
+        "summary": "Quality dropped to 62%",
+        "today": "62% (18/29)",
+        "baseline": "95% over 14 days",
+        "detail": "below the calibrated threshold 81%",
+        "day": date(2025, 3, 4),
+    }
+    values.update(overrides)
+    return AlertEvent(**values)  # type: ignore[arg-type]
+
+
+def message(*events: AlertEvent, **overrides: object) -> AlertMessage:
+    values: dict[str, object] = {
+        "id": "msg-0001",
+        "title": "canary: 1 alert firing",
+        "events": events or (event(),),
+        "created_at": datetime(2025, 3, 4, 6, 5, tzinfo=UTC),
+        "report_url": "https://reports.example.org/canary/",
+    }
+    values.update(overrides)
+    return AlertMessage(**values)  # type: ignore[arg-type]
+
+
+def only(alerts: AlertsConfig, env: dict[str, str] | None = None, **kw: object) -> Channel:
+    channels = build_channels(alerts.model_copy(update={"log": False}), env or {}, **kw)  # type: ignore[arg-type]
+    assert len(channels) == 1
+    return channels[0]
+
+
+def email_config(port: int, security: str = "none", **kw: object) -> AlertsConfig:
+    cfg = EmailChannel(host="127.0.0.1", port=port, security=security, to=["oncall@example.org"],
+                       sender="canary@example.org", timeout_s=5, **kw)  # type: ignore[arg-type]
+    return AlertsConfig(email=cfg)
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port that is bound but not listening: connecting to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- text and log
+
+
+def test_render_text_flattens_control_characters() -> None:
+    msg = message(event(model_id="evil\nFAKE LOG LINE", detail="a\r\nb\u202ec"), event(event="resolved", today=None))
+    text = render_text(msg)
+    assert text.startswith("canary: 1 alert firing\n")
+    assert "[FIRING] evil FAKE LOG LINE / all canaries / quality" in text
+    assert "[RESOLVED] claude-main" in text
+    assert "why: a b c" in text
+    assert "today: -   baseline: 95% over 14 days" in text
+    assert text.endswith("Report: https://reports.example.org/canary/")
+    assert not any(line.startswith("FAKE") for line in text.splitlines())
+
+
+def test_log_channel_levels(caplog: pytest.LogCaptureFixture) -> None:
+    (log,) = build_channels(AlertsConfig(), {})
+    assert log.name == "log"
+    with caplog.at_level(logging.DEBUG, logger="canary.alerts"):
+        log.deliver(message(event(), event(event="resolved")))
+        log.deliver(message(event(event="resolved", summary="Quality back to 96%")))
+    firing, resolved = caplog.records
+    assert (firing.name, firing.levelno) == ("canary.alerts", logging.WARNING)
+    assert "Quality dropped to 62%" in firing.getMessage()
+    assert resolved.levelno == logging.INFO
+    assert "[RESOLVED]" in resolved.getMessage() and "Quality back to 96%" in resolved.getMessage()
+
+
+def test_build_channels_order_and_log_switch(http_receiver: HttpReceiver) -> None:
+    alerts = AlertsConfig(
+        email=EmailChannel(host="127.0.0.1", to=["a@example.org"]),
+        slack=SlackChannel(),
+        webhook=WebhookChannel(url=http_receiver.url("/hook")),
+    )
+    env = {"SLACK_WEBHOOK_URL": http_receiver.url("/slack")}
+    assert [c.name for c in build_channels(alerts, env)] == ["log", "email", "slack", "webhook"]
+    assert [c.name for c in build_channels(alerts.model_copy(update={"log": False}), env)] == [
+        "email", "slack", "webhook",
+    ]
+    assert all(isinstance(c, Channel) for c in build_channels(alerts, env))
+
+
+# --------------------------------------------------------------------------- setup errors
+
+
+def test_missing_env_names_every_variable() -> None:
+    alerts = AlertsConfig(
+        email=EmailChannel(host="h", to=["a@example.org"], user_env="SMTP_USER", password_env="SMTP_PASSWORD"),
+        slack=SlackChannel(),
+        webhook=WebhookChannel(url_env="HOOK_URL", secret_env="HOOK_SECRET"),
+    )
+    with pytest.raises(SetupError) as info:
+        build_channels(alerts, {"SMTP_USER": "user-value-x", "HOOK_SECRET": HMAC_SECRET, "SLACK_WEBHOOK_URL": ""})
+    assert info.value.exit_code == EXIT_CONFIG
+    assert info.value.message == (
+        "alerts: environment variables not set: SMTP_PASSWORD (alerts.email.password_env), "
+        "SLACK_WEBHOOK_URL (alerts.slack.webhook_url_env), HOOK_URL (alerts.webhook.url_env)"
+    )
+    with pytest.raises(SetupError, match=r"^alerts: environment variable SLACK_WEBHOOK_URL \(alerts\.slack\.webhook_url_env\) is not set$"):
+        build_channels(AlertsConfig(slack=SlackChannel()), {})
+
+
+def test_bad_values_are_named_by_variable_not_value() -> None:
+    with pytest.raises(SetupError, match="SLACK_WEBHOOK_URL does not hold an http") as info:
+        build_channels(AlertsConfig(slack=SlackChannel()), {"SLACK_WEBHOOK_URL": f"hooks.slack.com/{SLACK_TOKEN}"})
+    assert SLACK_TOKEN not in str(info.value)
+    with pytest.raises(SetupError, match="HOOK_URL does not hold") as info:
+        build_channels(AlertsConfig(webhook=WebhookChannel(url_env="HOOK_URL")), {"HOOK_URL": HOOK_TOKEN})
+    assert HOOK_TOKEN not in str(info.value)
+
+
+def test_email_setup_rules(tmp_path: Path) -> None:
+    half = EmailChannel(host="h", to=["a@example.org"], user_env="SMTP_USER")
+    with pytest.raises(SetupError, match="both user_env and password_env"):
+        build_channels(AlertsConfig(email=half), {"SMTP_USER": "u"})
+    clear = EmailChannel(host="h", security="none", to=["a@example.org"], user_env="U", password_env="P")
+    with pytest.raises(SetupError, match="clear text") as info:
+        build_channels(AlertsConfig(email=clear), {"U": "u", "P": PASSWORD})
+    assert PASSWORD not in str(info.value)
+    missing = EmailChannel(host="h", to=["a@example.org"], ca_file="certs/missing.pem")
+    with pytest.raises(SetupError, match=r"ca_file: cannot load CA bundle .*certs/missing\.pem"):
+        build_channels(AlertsConfig(email=missing), {}, base_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------- email
+
+
+def test_email_delivered_with_subject_bodies_and_stable_message_id(smtp_server: SmtpReceiver) -> None:
+    channel = only(email_config(smtp_server.port))
+    msg = message(event(model_id="<script>alert(1)</script>", detail="R&D <b>bold</b>"))
+    channel.deliver(msg)
+    channel.deliver(msg)  # a re-delivery by the outbox
+    first, second = smtp_server.received()
+    assert first.mail_from == "canary@example.org" and first.rcpt_tos == ["oncall@example.org"]
+    assert not first.tls  # security: none really is plain
+    mail = first.message
+    assert mail["Subject"] == "canary: 1 alert firing"
+    assert mail["Message-ID"] == "<canary.msg-0001@example.org>" == second.message["Message-ID"]
+    assert mail["Auto-Submitted"] == "auto-generated"
+    plain = mail.get_body(("plain",)).get_content()
+    assert "[FIRING] <script>alert(1)</script> / all canaries / quality" in plain
+    assert "62% (18/29)" in plain and "https://reports.example.org/canary/" in plain
+    page = mail.get_body(("html",)).get_content()
+    assert "<script>" not in page and "<b>bold" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "R&amp;D &lt;b&gt;bold&lt;/b&gt;" in page
+    assert '<a href="https://reports.example.org/canary/">' in page
+
+
+def test_message_id_for_unsafe_ids() -> None:
+    mid = message_id("run 5/<x>", "Canary <canary@mail.example.org>")
+    assert mid.startswith("<canary.") and mid.endswith("@mail.example.org>")
+    assert mid == message_id("run 5/<x>", "canary@mail.example.org") and "<x>" not in mid[1:-1]
+
+
+def test_starttls_verified_against_test_ca(smtp_starttls: SmtpReceiver, test_ca: TestCA) -> None:
+    channel = only(email_config(smtp_starttls.port, "starttls", ca_file=str(test_ca.ca_file)))
+    channel.deliver(message())
+    (mail,) = smtp_starttls.received()
+    assert mail.tls and mail.message["Subject"] == "canary: 1 alert firing"
+
+
+def test_starttls_untrusted_certificate_is_refused(smtp_starttls: SmtpReceiver) -> None:
+    channel = only(email_config(smtp_starttls.port, "starttls"))
+    with pytest.raises(DeliveryError, match="TLS certificate not trusted"):
+        channel.deliver(message())
+    assert smtp_starttls.received() == []
+
+
+def test_starttls_not_offered_never_falls_back_to_plain(smtp_server: SmtpReceiver) -> None:
+    channel = only(email_config(smtp_server.port, "starttls"))
+    with pytest.raises(DeliveryError, match="does not offer STARTTLS"):
+        channel.deliver(message())
+    assert smtp_server.received() == []
+
+
+def test_implicit_tls(test_ca: TestCA) -> None:
+    with SmtpReceiver(tls=test_ca.server_context(), implicit_tls=True) as server:
+        channel = only(email_config(server.port, "ssl", ca_file="ca.pem"), base_dir=test_ca.ca_file.parent)
+        channel.deliver(message())
+        (mail,) = server.received()
+    assert mail.tls
+
+
+def test_auth_success(smtp_auth: SmtpReceiver, test_ca: TestCA) -> None:
+    alerts = email_config(smtp_auth.port, "starttls", ca_file=str(test_ca.ca_file), user_env="U", password_env="P")
+    only(alerts, {"U": "canary", "P": PASSWORD}).deliver(message())
+    (mail,) = smtp_auth.received()
+    assert mail.login == "canary" and mail.tls
+
+
+def test_auth_failure_hides_password(smtp_auth: SmtpReceiver, test_ca: TestCA, caplog: pytest.LogCaptureFixture) -> None:
+    wrong = "wrong-" + PASSWORD
+    alerts = email_config(smtp_auth.port, "starttls", ca_file=str(test_ca.ca_file), user_env="U", password_env="P")
+    channel = only(alerts, {"U": "canary", "P": wrong})
+    with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError, match="authentication failed") as info:
+        channel.deliver(message())
+    assert smtp_auth.received() == []
+    text = str(info.value)
+    assert "\n" not in text and wrong not in text and wrong not in repr(channel) and wrong not in caplog.text
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_smtp_server_down(closed_port: int) -> None:
+    with pytest.raises(DeliveryError, match=rf"email via 127\.0\.0\.1:{closed_port}: connection refused"):
+        only(email_config(closed_port)).deliver(message())
+
+
+def test_smtp_down_then_back_on_the_same_port() -> None:
+    first = SmtpReceiver().start()
+    port = first.port
+    first.stop()
+    channel = only(email_config(port))
+    with pytest.raises(DeliveryError, match="connection refused"):
+        channel.deliver(message())
+    with SmtpReceiver(port=port) as again:
+        channel.deliver(message())  # the same channel object, as the outbox retries it
+        assert [m.message["Message-ID"] for m in again.received()] == ["<canary.msg-0001@example.org>"]
+
+
+def test_smtp_server_silent_times_out() -> None:
+    with socket.socket() as silent:  # accepts TCP connections (backlog) but never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        cfg = email_config(silent.getsockname()[1]).email.model_copy(update={"timeout_s": 0.05})  # type: ignore[union-attr]
+        with pytest.raises(DeliveryError, match=r"no answer within 0\.05s"):
+            only(AlertsConfig(email=cfg)).deliver(message())
+
+
+# --------------------------------------------------------------------------- slack
+
+
+def slack(receiver: HttpReceiver) -> tuple[Channel, str]:
+    url = receiver.url(f"/services/{SLACK_TOKEN}")
+    return only(AlertsConfig(slack=SlackChannel(timeout_s=5)), {"SLACK_WEBHOOK_URL": url}), url
+
+
+def test_slack_block_kit_payload_is_escaped(http_receiver: HttpReceiver) -> None:
+    channel, _ = slack(http_receiver)
+    hostile = event(model_id="<script>x</script>", scope="R&D <!channel>", detail="see <http://evil|here> & more")
+    channel.deliver(message(hostile, event(event="resolved", today=None, baseline=None, day=None, report_url="https://r/x?a=1&b=2")))
+    (req,) = http_receiver.received()
+    assert req.method == "POST" and req.path == f"/services/{SLACK_TOKEN}"
+    assert req.headers["content-type"].startswith("application/json")
+    assert b"<script>" not in req.body and b"<!channel>" not in req.body and b"<http://evil" not in req.body
+    payload = req.json()
+    blocks = payload["blocks"]
+    assert [b["type"] for b in blocks] == ["header", "section", "section", "context"]
+    assert blocks[0]["text"] == {"type": "plain_text", "text": "canary: 1 alert firing", "emoji": True}
+    first = blocks[1]
+    assert ":red_circle: *FIRING*  Quality dropped to 62%" in first["text"]["text"]
+    assert "see &lt;http://evil|here&gt; &amp; more" in first["text"]["text"]
+    fields = [f["text"] for f in first["fields"]]
+    assert fields[:3] == ["*Model*\n&lt;script&gt;x&lt;/script&gt;", "*Scope*\nR&amp;D &lt;!channel&gt;", "*Signal*\nquality"]
+    assert "*Today*\n62% (18/29)" in fields and "*Baseline*\n95% over 14 days" in fields and "*Day*\n2025-03-04" in fields
+    second = blocks[2]
+    assert "*RESOLVED*" in second["text"]["text"] and "<https://r/x?a=1&amp;b=2|details>" in second["text"]["text"]
+    assert [f["text"] for f in second["fields"]] == ["*Model*\nclaude-main", "*Scope*\nall canaries", "*Signal*\nquality"]
+    context = [e["text"] for e in blocks[3]["elements"]]
+    assert context[0] == "<https://reports.example.org/canary/|Open the canary report>"
+    assert payload["text"].startswith("canary: 1 alert firing\nFIRING: &lt;script&gt;")
+
+
+def test_slack_limits_many_and_long_events(http_receiver: HttpReceiver) -> None:
+    channel, _ = slack(http_receiver)
+    events = [event(model_id=f"model-{i}", detail="&" * 5000) for i in range(60)]
+    channel.deliver(message(*events, title="T" * 400))
+    blocks = http_receiver.received()[0].json()["blocks"]
+    assert len(blocks) == 50
+    assert len(blocks[0]["text"]["text"]) <= 150
+    sections = [b for b in blocks if b["type"] == "section"]
+    assert len(sections) == 48 and "fields" not in sections[-1]
+    assert sections[-1]["text"]["text"].startswith("*…and 13 more:* model-47 quality (FIRING)")
+    for block in sections:
+        text = block["text"]["text"]
+        assert len(text) <= 3000 and "&am…" not in text
+        assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+        assert len(block.get("fields", [])) <= 10
+
+
+def test_slack_error_hides_url_then_retry_succeeds(http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture) -> None:
+    channel, url = slack(http_receiver)
+    http_receiver.script(500, (400, b"invalid_payload"))
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(DeliveryError) as first:
+            channel.deliver(message())
+        with pytest.raises(DeliveryError) as second:
+            channel.deliver(message())
+        channel.deliver(message())  # the receiver answers 200 now
+    assert str(first.value) == "slack webhook answered HTTP 500"
+    assert str(second.value) == "slack webhook answered HTTP 400 (invalid_payload)"
+    assert len(http_receiver.received()) == 3
+    for text in (str(first.value), str(second.value), caplog.text, repr(channel)):
+        assert SLACK_TOKEN not in text and url not in text
+
+
+def test_slack_unreachable_hides_url(closed_port: int, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{closed_port}/services/{SLACK_TOKEN}"
+    channel = only(AlertsConfig(slack=SlackChannel(timeout_s=5)), {"SLACK_WEBHOOK_URL": url})
+    with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError, match="^slack webhook: ConnectError") as info:
+        channel.deliver(message())
+    assert SLACK_TOKEN not in str(info.value) and SLACK_TOKEN not in caplog.text
+    assert info.value.__cause__ is None
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+def test_webhook_payload_signature_and_headers(http_receiver: HttpReceiver) -> None:
+    hook = WebhookChannel(url_env="HOOK_URL", secret_env="HOOK_SECRET", headers={"Authorization": "Bearer abc", "X-Canary-Delivery": "spoof"})
+    env = {"HOOK_URL": http_receiver.url(f"/in/{HOOK_TOKEN}"), "HOOK_SECRET": HMAC_SECRET}
+    msg = message(event(), event(event="repeat", day=None, report_url="https://r/1"))
+    only(AlertsConfig(webhook=hook), env).deliver(msg)
+    (req,) = http_receiver.received()
+    expected = "sha256=" + hmac.new(HMAC_SECRET.encode(), req.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(req.headers["x-canary-signature"], expected)
+    assert req.headers["x-canary-delivery"] == "msg-0001"
+    assert req.headers["authorization"] == "Bearer abc"
+    payload = json.loads(req.body)
+    assert payload["id"] == "msg-0001" and payload["title"] == "canary: 1 alert firing"
+    assert payload["created_at"] == "2025-03-04T06:05:00+00:00"
+    assert payload["report_url"] == "https://reports.example.org/canary/"
+    assert payload["events"][0] == {
+        "alert_id": "a1", "event": "firing", "model_id": "claude-main", "scope": "all canaries",
+        "signal": "quality", "summary": "Quality dropped to 62%", "today": "62% (18/29)",
+        "baseline": "95% over 14 days", "detail": "below the calibrated threshold 81%",
+        "day": "2025-03-04", "report_url": None,
+    }
+    assert payload["events"][1]["event"] == "repeat" and payload["events"][1]["day"] is None
+
+
+def test_webhook_without_secret_is_unsigned(http_receiver: HttpReceiver) -> None:
+    only(AlertsConfig(webhook=WebhookChannel(url=http_receiver.url("/plain")))).deliver(message())
+    (req,) = http_receiver.received()
+    assert "x-canary-signature" not in req.headers and req.path == "/plain"
+
+
+def test_webhook_secrets_never_in_errors_or_logs(
+    http_receiver: HttpReceiver, closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = WebhookChannel(url_env="HOOK_URL", secret_env="HOOK_SECRET", timeout_s=5)
+    failing = only(AlertsConfig(webhook=hook), {"HOOK_URL": http_receiver.url(f"/in/{HOOK_TOKEN}"), "HOOK_SECRET": HMAC_SECRET})
+    down = only(AlertsConfig(webhook=hook), {"HOOK_URL": f"http://127.0.0.1:{closed_port}/in/{HOOK_TOKEN}", "HOOK_SECRET": HMAC_SECRET})
+    http_receiver.script(503)
+    errors = []
+    with caplog.at_level(logging.DEBUG):
+        for channel in (failing, down):
+            with pytest.raises(DeliveryError) as info:
+                channel.deliver(message())
+            errors.append(str(info.value))
+        failing.deliver(message())  # success is not logged with the URL either
+    assert errors[0] == "webhook (URL from $HOOK_URL) answered HTTP 503"
+    assert errors[1].startswith("webhook (URL from $HOOK_URL): ConnectError")
+    for text in (*errors, caplog.text, repr(failing), repr(down)):
+        assert HOOK_TOKEN not in text and HMAC_SECRET not in text
+
+
+def test_webhook_config_url_error_names_origin_only(closed_port: int) -> None:
+    channel = only(AlertsConfig(webhook=WebhookChannel(url=f"http://127.0.0.1:{closed_port}/x?token=abc", timeout_s=5)))
+    with pytest.raises(DeliveryError, match=rf"^webhook http://127\.0\.0\.1:{closed_port}: ConnectError") as info:
+        channel.deliver(message())
+    assert "token=abc" not in str(info.value)
