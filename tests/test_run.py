@@ -371,3 +371,30 @@ def test_empty_reply_mid_conversation_stops_the_sample_as_failed(tmp_path, capsy
     assert server.stats() == {"mmempty": 1}
     [row] = _samples(tmp_path)
     assert row.outcome == "fail" and row.failed_turn == 1 and len(row.turns) == 1
+
+
+FORGETFUL = """\
+id: keeps-rule
+kind: multi_turn
+system: End every reply with DONE.
+turns:
+  - user: One?
+  - user: Two?
+  - user: Three?
+scorers:
+  - regex: {pattern: 'DONE$'}
+sim:
+  turns:
+    - {answer: "one DONE", wrong: "one"}
+    - {answer: "two DONE", wrong: "two"}
+    - {answer: "three DONE", wrong: "three"}
+"""
+
+
+def test_simulated_model_can_forget_the_system_prompt_after_a_turn(tmp_path, capsys, server, key):
+    behaviours = {"mforget": SimBehaviour(quality=1.0, forget_after_turn=2)}
+    path = _project(tmp_path, server, behaviours, remote_model("m", "mforget", server),
+                    canaries={"m.yaml": FORGETFUL})
+    assert run_cli(capsys, "run", "--config", str(path), "--no-check").code == 0
+    [row] = _samples(tmp_path)
+    assert [t.passed for t in row.turns] == [True, True, False] and row.failed_turn == 3

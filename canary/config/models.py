@@ -79,6 +79,7 @@ class SimPeriod(Strict):
     token_inflation: Annotated[float, Field(gt=0)] | None = None
     served_model: str | None = None
     fingerprint: str | None = None
+    forget_after_turn: Annotated[int, Field(ge=0)] | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -91,6 +92,9 @@ class SimBehaviour(Strict):
     token_inflation: Annotated[float, Field(gt=0)] = 1.0
     served_model: str | None = None  # what the response says served it (default: the requested name)
     fingerprint: str | None = None
+    # multi_turn: from the turn after this one on, answer as if the system prompt's rule was
+    # forgotten (the `wrong` reply), whatever the quality roll says
+    forget_after_turn: Annotated[int, Field(ge=0)] | None = None
     seed: int = 0
     periods: list[SimPeriod] = []
     faults: list[SimFault] = []
@@ -153,12 +157,12 @@ class DetectConfig(Strict):
     window_days: Annotated[int, Field(ge=2, le=365)] = 14
     min_history: Annotated[int, Field(ge=1, le=365)] = 5
     # `rule: calibrated` - tuning knobs of the default detector; see canary.detect
-    false_alarms_per_year: Annotated[float, Field(gt=0, le=365)] = 0.5
+    false_alarms_per_year: Annotated[float, Field(gt=0, le=365)] = 0.9  # design rate (measured ~0.8)
     min_trials: Annotated[int, Field(ge=1)] = 5  # fewer scored trials on a day: quality held (outage)
     baseline_days: Annotated[int, Field(ge=7, le=365)] = 56  # days pooled into the calibrated baseline
     baseline_lag_days: Annotated[int, Field(ge=0, le=60)] = 7  # newest days kept out of the baseline
     min_baseline_days: Annotated[int, Field(ge=3, le=365)] = 14  # days with data needed before judging
-    rho_floor: Annotated[float, Field(ge=0, lt=0.5)] = 0.01  # least day-to-day overdispersion assumed
+    rho_floor: Annotated[float, Field(gt=0, lt=0.5)] = 0.01  # least day-to-day overdispersion assumed
     cusum_window_days: Annotated[int, Field(ge=7, le=365)] = 28  # CUSUM replayed over this many days
 
 

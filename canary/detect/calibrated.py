@@ -7,6 +7,15 @@
 3. Days with too few trials (fewer than `min_trials` and fewer than half the series' usual
    count) and days without a baseline add no evidence: the state carries over them, so an
    outage neither raises nor resolves an alarm.
+
+Why a normal score rather than a likelihood ratio: the mid-p z is the exact normalising
+transform of the predictive, so one threshold formula holds from 10 to 100 trials a day and
+from 70 % to 99 % pass rates (measured false alarms stay at or below the design rate), and on
+the target series it detects as fast as a beta-binomial likelihood-ratio CUSUM did.
+
+Needs `cusum_window_days + baseline_lag_days + baseline_days` days of history (91 by default)
+to judge every day of the window against a full baseline; shorter histories just mean smaller
+baselines (never an alarm with fewer than `min_baseline_days` days of data in one).
 Everything is vectorised over days so that `canary.detect.stream` judges a whole simulated
 stream with the very same arithmetic as `evaluate` (tests prove they agree bit for bit)."""
 

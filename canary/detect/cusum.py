@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-K = 0.75  # reference value: tuned to drops of about 1.5 sd of a day's count (10 points at n=30)
+K = 0.7  # reference value: half the drop it is tuned to, ~1.4 sd of a day's count (10 points at n=30)
 CAP_ABOVE = 2.0  # the sum never exceeds h + CAP_ABOVE
 OFF_BELOW = 1.0  # once firing, the alarm holds until the sum falls to h - OFF_BELOW
 

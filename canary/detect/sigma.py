@@ -29,38 +29,71 @@ from canary.detect.text import pct
 
 @dataclass(frozen=True)
 class Rolling:
+    """The last `days` daily rates x_i/n_i, kept as exact integers over a common denominator
+    `lcm` (a_i = x_i * lcm / n_i): total = sum(a_i), squares = sum(a_i ** 2)."""
+
     days: int
-    mean: Fraction
-    var: Fraction  # sample variance
+    lcm: int
+    total: int
+    squares: int
     usual_trials: float
 
     @property
+    def mean(self) -> float:
+        return self.total / (self.days * self.lcm)
+
+    @property
     def sd(self) -> float:
-        return math.sqrt(self.var)
+        """Sample sd (n - 1 denominator); 0 for a single day."""
+        w = self.days
+        if w < 2:
+            return 0.0
+        return math.sqrt((w * self.squares - self.total**2) / (w * (w - 1))) / self.lcm
+
+    def below(self, passes: int, trials: int, sigma: float) -> tuple[bool, bool]:
+        """(rate < mean, rate < mean - sigma*sd), decided exactly in integers."""
+        w, big_l = self.days, self.lcm
+        gap = self.total * trials - passes * w * big_l  # sign of mean - rate
+        if gap <= 0:
+            return False, False
+        if w < 2:
+            return True, True
+        s2 = Fraction(sigma) ** 2
+        lhs = gap * gap * (w - 1) * s2.denominator
+        rhs = s2.numerator * (w * self.squares - self.total**2) * w * trials * trials
+        return True, lhs > rhs
 
     def band(self, sigma: float) -> tuple[float, float]:
         """mean +- sigma*sd, clipped to [0, 1] (it is drawn as a pass-rate band)."""
-        m, half = float(self.mean), sigma * self.sd
-        return max(0.0, m - half), min(1.0, m + half)
+        half = sigma * self.sd
+        return max(0.0, self.mean - half), min(1.0, self.mean + half)
 
 
-def rolling(counts: Sequence[tuple[int, int]], window_days: int) -> Rolling | None:
-    """Mean and sample variance of the last `window_days` daily rates with data, oldest first."""
-    recent = [(x, n) for x, n in counts if n > 0][-window_days:]
+def rolling(counts: Sequence[tuple[int, int]], window_days: int, end: int | None = None) -> Rolling | None:
+    """The last `window_days` days with data among counts[:end]."""
+    recent: list[tuple[int, int]] = []
+    i = len(counts) if end is None else end
+    while i > 0 and len(recent) < window_days:  # newest first: stop once the window is full
+        i -= 1
+        x, n = counts[i]
+        if n > 0:
+            recent.append((x, n))
     if not recent:
         return None
-    rates = [Fraction(x, n) for x, n in recent]
-    mean = sum(rates, Fraction(0)) / len(rates)
-    var = sum(((r - mean) ** 2 for r in rates), Fraction(0)) / (len(rates) - 1) if len(rates) > 1 else Fraction(0)
-    return Rolling(len(rates), mean, var, sum(n for _, n in recent) / len(recent))
+    big_l = math.lcm(*(n for _, n in recent))
+    scaled = [x * (big_l // n) for x, n in recent]
+    return Rolling(len(recent), big_l, sum(scaled), sum(a * a for a in scaled),
+                   sum(n for _, n in recent) / len(recent))
 
 
-def sigma_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int], cfg: DetectConfig) -> Decision:
+def sigma_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int], cfg: DetectConfig,
+                   end: int | None = None) -> Decision:
+    """Today's Decision; the history is counts[:end] (all of it by default), oldest first."""
     x, n = today
     rate = x / n if n > 0 else None
-    roll = rolling(counts, cfg.window_days)
+    roll = rolling(counts, cfg.window_days, end)
     band = roll.band(cfg.sigma) if roll else None
-    mean = float(roll.mean) if roll else None
+    mean = roll.mean if roll else None
     if n == 0:
         return Decision(False, 0.0, "no data today", mean, None, band)
     if roll is None or roll.days < cfg.min_history:
@@ -69,15 +102,15 @@ def sigma_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int], cf
                         None, rate, band)
     if not bool(enough_trials(np.array([n]), np.array([roll.usual_trials]), cfg.min_trials)[0]):
         return Decision(False, 0.0, f"only {n} trials today (< {cfg.min_trials}): not judged", mean, rate, band)
-    gap = roll.mean - Fraction(x, n)
-    alarm = gap > 0 and gap * gap > Fraction(cfg.sigma) ** 2 * roll.var
-    if roll.var > 0:
-        score = float(gap) / roll.sd
+    lower, alarm = roll.below(x, n, cfg.sigma)
+    sd = roll.sd
+    if sd > 0:
+        score = (roll.mean - x / n) / sd
         below = f"{score:.1f} sd below"
     else:
-        score = math.inf if gap > 0 else 0.0
-        below = "infinitely many sd below (sd = 0)" if gap > 0 else "not below (sd = 0)"
+        score = math.inf if lower else 0.0
+        below = "infinitely many sd below (sd = 0)" if lower else "not below (sd = 0)"
     sign = ">" if alarm else "<="
-    reason = (f"{x}/{n} = {pct(x / n)} vs {roll.days}-day mean {pct(float(roll.mean))} (sd {pct(roll.sd)}): "
+    reason = (f"{x}/{n} = {pct(x / n)} vs {roll.days}-day mean {pct(roll.mean)} (sd {pct(sd)}): "
               f"{below} {sign} {cfg.sigma:g}")
     return Decision(alarm, score, reason, mean, rate, band)

@@ -35,7 +35,6 @@ def judge_stream(passes: np.ndarray, trials: np.ndarray, config: DetectConfig, r
         return StreamDecisions(on, s)
     if name == "sigma":
         counts = list(zip(passes.tolist(), trials.tolist(), strict=True))
-        out = [sigma_decision(counts[max(0, t - 4 * config.window_days - 365):t], counts[t], config)
-               for t in targets]
+        out = [sigma_decision(counts, counts[t], config, end=t) for t in targets]
         return StreamDecisions(np.array([d.alarm for d in out]), np.array([d.score for d in out]))
     raise ValueError(f"unknown detection rule {name!r}")

@@ -127,7 +127,9 @@ async def model_call(request: web.Request, wire: Wire) -> web.StreamResponse:
         content = faulty(fault, req, rule)
     else:
         key = rule.key if rule is not None else ""
-        content = scripted(req, rule, lambda: state.roll(req.model, behaviour, day, key, eff.quality))
+        content = scripted(
+            req, rule, lambda: state.roll(req.model, behaviour, day, key, eff.quality), eff.forget_after_turn
+        )
     reply = finish(content, req, eff)
     broken = fault is not None and fault.kind == "mid_stream"
     headers = {wire.request_id_header: new_id("req_sim_")}

@@ -49,8 +49,11 @@ def call(spec: SimCall) -> Content:
     return Content(call_name=spec.name, raw_arguments=json.dumps(spec.arguments, ensure_ascii=False))
 
 
-def scripted(req: SimRequest, rule: SimRule | None, correct: Callable[[], bool]) -> Content:
-    """The rule's answer; `correct()` draws one quality trial and is only called when a choice exists."""
+def scripted(
+    req: SimRequest, rule: SimRule | None, correct: Callable[[], bool], forget_after_turn: int | None = None
+) -> Content:
+    """The rule's answer; `correct()` draws one quality trial and is only called when a choice exists.
+    `forget_after_turn` makes later turns of a conversation drop the system prompt's rule."""
     if rule is None:
         return generic(req.model)
     answers = rule.answers
@@ -58,6 +61,8 @@ def scripted(req: SimRequest, rule: SimRule | None, correct: Callable[[], bool])
         if not 1 <= req.user_turns <= len(answers.turns):
             return generic(req.model)
         turn = answers.turns[req.user_turns - 1]
+        if forget_after_turn is not None and req.user_turns > forget_after_turn and turn.wrong:
+            return Content(turn.wrong)
         return Content(turn.answer if correct() else (turn.wrong or WRONG))
     if rule.kind == "tool_call":
         if req.after_tool_result or answers.call is None:

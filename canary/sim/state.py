@@ -23,6 +23,7 @@ class Effective:
     token_inflation: float
     served_model: str | None
     fingerprint: str | None
+    forget_after_turn: int | None = None
 
 
 def in_span(day: date, start: date | None, end: date | None) -> bool:
@@ -33,6 +34,7 @@ def effective(behaviour: SimBehaviour, day: date) -> Effective:
     """Later periods override earlier ones; unset period fields keep the base value."""
     quality, latency_ms, inflation = behaviour.quality, behaviour.latency_ms, behaviour.token_inflation
     served_model, fingerprint = behaviour.served_model, behaviour.fingerprint
+    forget = behaviour.forget_after_turn
     for p in behaviour.periods:
         if not in_span(day, p.from_day, p.to_day):
             continue
@@ -41,7 +43,8 @@ def effective(behaviour: SimBehaviour, day: date) -> Effective:
         inflation = inflation if p.token_inflation is None else p.token_inflation
         served_model = served_model if p.served_model is None else p.served_model
         fingerprint = fingerprint if p.fingerprint is None else p.fingerprint
-    return Effective(quality, latency_ms / 1000.0, inflation, served_model, fingerprint)
+        forget = forget if p.forget_after_turn is None else p.forget_after_turn
+    return Effective(quality, latency_ms / 1000.0, inflation, served_model, fingerprint, forget)
 
 
 class SimState:
