@@ -44,6 +44,7 @@ TARGET = (0.9, 30)
 WARMUP, BURN, HORIZON = 120, 60, 60
 RULES = {"calibrated": "calibrated (default)", "sigma": "sigma (2 sd, 14 days)"}
 LIMITS = {0.10: (5, 12), 0.20: (2, 4), 0.30: (2, 3)}  # drop: (median, p90) days
+RECOVERY = ((0.10, 28), (0.20, 28), (0.40, 6))  # (drop, days down) at the target scenario
 MAX_FA = 1.0
 
 
@@ -117,6 +118,28 @@ def delays(rule: str, rate: float, trials: int, drop: float, runs: int, seed: in
     return np.array(out), excluded / runs
 
 
+def recovery(rate: float, trials: int, drop: float, down: int, runs: int, seed: int) -> tuple[float, float, np.ndarray]:
+    """A drop lasting `down` days, then back: (re-fires per caught drop while it lasts, share of
+    days firing from detection to the end of the drop, days to resolve once back)."""
+    rng = np.random.default_rng(seed)
+    cfg = DetectConfig()
+    level = np.r_[np.full(90, rate), np.full(down, rate - drop), np.full(HORIZON, rate)]
+    refires, share, resolve = [], [], []
+    for _ in range(runs):
+        x, n = simulate(rng, level, trials)
+        d = judge_stream(x, n, cfg, "calibrated", start=90)
+        during, seen = d.alarm[:down], n[90:90 + down] > 0
+        hit = np.flatnonzero(during)
+        if not len(hit):
+            continue
+        a = during[hit[0]:][seen[hit[0]:]].astype(np.int8)
+        refires.append(int(np.sum((a[1:] == 1) & (a[:-1] == 0))))
+        share.append(float(a.mean()))
+        off = np.flatnonzero(~d.alarm[down:])
+        resolve.append(float(off[0] + 1) if len(off) else math.inf)
+    return float(np.mean(refires)), float(np.mean(share)), np.array(resolve)
+
+
 def quantile(values: np.ndarray, q: float) -> float:
     """A sample value (no interpolation), so infinities stay meaningful."""
     if len(values) == 0:
@@ -150,6 +173,8 @@ def _task(spec: tuple) -> tuple[tuple, object]:
     kind, rule, rate, trials, extra, size, seed = spec
     if kind == "fa":
         return spec, false_alarms(rule, rate, trials, size, seed)
+    if kind == "recovery":
+        return spec, recovery(rate, trials, extra[0], extra[1], size, seed)
     return spec, delays(rule, rate, trials, extra, size, seed)
 
 
@@ -163,6 +188,8 @@ def tasks(sizes: Sizes, seed: int) -> list[tuple]:
             out.append(("fa", rule, rate, trials, None, years, seed * 1000 + i * 10))
             for j, drop in enumerate(DROPS):
                 out.append(("delay", rule, rate, trials, drop, runs, seed * 1000 + i * 10 + j + 1))
+    for j, (drop, down) in enumerate(RECOVERY):
+        out.append(("recovery", "calibrated", *TARGET, (drop, down), sizes.runs // 2, seed * 1000 + 900 + j))
     return sorted(out, key=lambda s: -(s[5] * (30 if s[1] == "sigma" else 1)))  # big jobs first
 
 
@@ -222,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{np.mean(shares):.1%} on average")
     for rule, label in RULES.items():
         print(f"- 63 days at 30/30, then 29/30: {label} {'ALARMS' if perfect[rule] else 'no alarm'}")
+    for drop, down in RECOVERY:
+        refires, share, resolve = results[("recovery", "calibrated", *TARGET, (drop, down))]
+        print(f"- calibrated, {round(drop * 100)}-pt drop for {down} days at {TARGET[0]}/{TARGET[1]}: firing on "
+              f"{share:.0%} of days from detection to the drop's end, {refires:.2f} re-fires per drop; "
+              f"resolved {cell(resolve)} days after the level returns (median (p90))")
     print(f"- `evaluate` re-judged {checked} days of a stream: {differing} differ from the benchmarked decisions")
     print(f"- runtime {elapsed:.1f} s\n")
 

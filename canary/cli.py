@@ -288,6 +288,45 @@ def silence(config_path, model_id, canary_id, until, reason) -> None:
     click.echo(f"silenced {what} through {until}" + (f": {reason}" if reason else ""))
 
 
+# --------------------------------------------------------------------------- report / demo
+
+
+@cli.command()
+@config_option
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder (default: the project's reports/).")
+@click.option("--days", default=90, type=click.IntRange(1, 3660), help="Days of history to show.")
+@click.option("--model", "model_ids", multiple=True, metavar="ID", help="Only this model (repeatable).")
+@click.option("--as-of", "as_of", callback=_day, metavar="YYYY-MM-DD", help="The report's last day (default: today).")
+def report(config_path, out, days, model_ids, as_of) -> None:
+    """Write the static HTML report: overview, per model x canary trends with their bands,
+    alerts, transcripts of failures, and a model-vs-model comparison. Self-contained: open
+    index.html from disk or publish the folder as it is."""
+    from canary.report import write_report
+    from canary.store import Store
+
+    project = _load(config_path)
+    known = {m.id for m in project.config.models}
+    for model_id in model_ids:
+        if model_id not in known:
+            raise CanaryError(f"unknown model id `{model_id}` (known: {', '.join(sorted(known))})", exit_code=EXIT_CONFIG)
+    target = Path(out) if out else project.root / project.config.reports
+    with Store.open(project.store_url, base_dir=project.root) as store:
+        index = write_report(project, store, out=target, days=days, model_ids=model_ids, today=as_of)
+    click.echo(f"report written: {index}")
+
+
+@cli.command()
+@click.option("--days", default=45, type=click.IntRange(30, 365), help="Simulated days.")
+@click.option("--out", "out", default="reports/demo", type=click.Path(file_okay=False), help="Where the report goes.")
+def demo(days, out) -> None:
+    """Run a simulated month end to end with no keys: four simulated models (one silently
+    regresses, its successor is steady, one has a two-day 529 incident, one is silently
+    re-routed), a run and a check per day printing what would be notified, then the report."""
+    from canary.demo import run_demo
+
+    run_demo(days, Path(out), echo=click.echo)
+
+
 # --------------------------------------------------------------------------- results
 
 

@@ -160,7 +160,7 @@ class DetectConfig(Strict):
     false_alarms_per_year: Annotated[float, Field(gt=0, le=365)] = 0.9  # design rate (measured ~0.8)
     min_trials: Annotated[int, Field(ge=1)] = 5  # fewer scored trials on a day: quality held (outage)
     baseline_days: Annotated[int, Field(ge=7, le=365)] = 56  # days pooled into the calibrated baseline
-    baseline_lag_days: Annotated[int, Field(ge=0, le=60)] = 7  # newest days kept out of the baseline
+    baseline_lag_days: Annotated[int, Field(ge=0, le=60)] = 14  # newest days kept out of the baseline
     min_baseline_days: Annotated[int, Field(ge=3, le=365)] = 14  # days with data needed before judging
     rho_floor: Annotated[float, Field(gt=0, lt=0.5)] = 0.01  # least day-to-day overdispersion assumed
     cusum_window_days: Annotated[int, Field(ge=7, le=365)] = 28  # CUSUM replayed over this many days

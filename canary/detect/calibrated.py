@@ -3,7 +3,7 @@
 1. Each day's passes are scored against the beta-binomial predictive of its lagged, pooled
    baseline (rho estimated from the series, floored), as a mid-p normal score z.
 2. A one-sided CUSUM of (-z - k) is replayed over the last `cusum_window_days`, capped, with
-   hysteresis; h is set from `false_alarms_per_year` (Siegmund's approximation).
+   hysteresis and a recovery test; h is set from `false_alarms_per_year` (Siegmund).
 3. Days with too few trials (fewer than `min_trials` and fewer than half the series' usual
    count) and days without a baseline add no evidence: the state carries over them, so an
    outage neither raises nor resolves an alarm.
@@ -13,7 +13,7 @@ transform of the predictive, so one threshold formula holds from 10 to 100 trial
 from 70 % to 99 % pass rates (measured false alarms stay at or below the design rate), and on
 the target series it detects as fast as a beta-binomial likelihood-ratio CUSUM did.
 
-Needs `cusum_window_days + baseline_lag_days + baseline_days` days of history (91 by default)
+Needs `cusum_window_days + baseline_lag_days + baseline_days` days of history (98 by default)
 to judge every day of the window against a full baseline; shorter histories just mean smaller
 baselines (never an alarm with fewer than `min_baseline_days` days of data in one).
 Everything is vectorised over days so that `canary.detect.stream` judges a whole simulated
@@ -29,7 +29,7 @@ import numpy as np
 from canary.config.models import DetectConfig
 from canary.detect.baseline import Baselines, baselines, enough_trials
 from canary.detect.betabinom import mid_p, normal_scores
-from canary.detect.cusum import Limits, limits, replay
+from canary.detect.cusum import RECOVER_H, Limits, limits, replay
 from canary.detect.decision import Decision
 from canary.detect.sigma import rolling
 from canary.detect.text import pct
@@ -48,6 +48,8 @@ class DayScores:
 
 def day_scores(passes: np.ndarray, trials: np.ndarray, at: np.ndarray, cfg: DetectConfig,
                lim: Limits) -> DayScores:
+    """Each day's score depends only on its own baseline, never on which day is being judged:
+    that is what lets a whole stream be scored once and replayed per day."""
     base = baselines(passes, trials, at, days=cfg.baseline_days, lag=cfg.baseline_lag_days,
                      rho_floor=cfg.rho_floor)
     n = trials[at]
@@ -69,14 +71,15 @@ def windows(increments: np.ndarray, first: int, targets: np.ndarray, width: int)
 
 
 def decide(passes: np.ndarray, trials: np.ndarray, targets: np.ndarray,
-           cfg: DetectConfig) -> tuple[np.ndarray, np.ndarray, DayScores]:
-    """(CUSUM sum, firing) on each target day; also the scored days (from the earliest window start)."""
+           cfg: DetectConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, DayScores]:
+    """(CUSUM sum, firing, recovery evidence) on each target day; also the scored days (from
+    the earliest window start)."""
     lim = limits(cfg.false_alarms_per_year)
     width = cfg.cusum_window_days
     first = max(int(targets.min()) - width + 1, 0)
     scores = day_scores(passes, trials, np.arange(first, int(targets.max()) + 1), cfg, lim)
-    s, on = replay(windows(scores.increments, first, targets, width), lim)
-    return s, on, scores
+    s, on, rec = replay(windows(scores.increments, first, targets, width), lim)
+    return s, on, rec, scores
 
 
 def calibrated_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int], cfg: DetectConfig) -> Decision:
@@ -85,8 +88,8 @@ def calibrated_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int
     passes = np.array([c[0] for c in counts] + [x], dtype=np.int64)
     trials = np.array([c[1] for c in counts] + [n], dtype=np.int64)
     t = len(counts)
-    s_all, on_all, scores = decide(passes, trials, np.array([t]), cfg)
-    s, on = float(s_all[0]), bool(on_all[0])
+    s_all, on_all, rec_all, scores = decide(passes, trials, np.array([t]), cfg)
+    s, on, rec = float(s_all[0]), bool(on_all[0]), float(rec_all[0])
     lim = limits(cfg.false_alarms_per_year)
     base, i = scores.base, len(scores.at) - 1
     days, pooled = int(base.days[i]), int(base.trials[i])
@@ -95,7 +98,7 @@ def calibrated_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int
     band = roll.band(cfg.sigma) if roll and roll.days >= cfg.min_history else None
     baseline = float(base.mean[i]) if enough else None
     rate = x / n if n > 0 else None
-    state = _state(s, on, lim)
+    state = _state(s, on, rec, lim)
     if n == 0:
         why = "no data today"
     elif not enough:
@@ -112,9 +115,9 @@ def calibrated_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int
     return Decision(on, s, why + carried, baseline, rate, band)
 
 
-def _state(s: float, on: bool, lim: Limits) -> str:
-    if on and s > lim.h:
-        return f"CUSUM {s:.1f} > h={lim.h:.1f}"
-    if on:
-        return f"CUSUM {s:.1f} <= h={lim.h:.1f} but > {lim.off:.1f}: still degraded"
-    return f"CUSUM {s:.1f} <= h={lim.h:.1f}"
+def _state(s: float, on: bool, rec: float, lim: Limits) -> str:
+    if not on:
+        return f"CUSUM {s:.1f} <= h={lim.h:.1f}"
+    text = f"CUSUM {s:.1f} > h={lim.h:.1f}" if s > lim.h else (
+        f"CUSUM {s:.1f} <= h={lim.h:.1f} but > {lim.off:.1f}: still degraded")
+    return text + (f" (recovery evidence {rec:.1f} of {RECOVER_H:g})" if rec > 0 else "")

@@ -31,7 +31,7 @@ def judge_stream(passes: np.ndarray, trials: np.ndarray, config: DetectConfig, r
     if len(targets) == 0:
         return StreamDecisions(np.zeros(0, dtype=bool), np.zeros(0))
     if name == "calibrated":
-        s, on, _ = decide(passes, trials, targets, config)
+        s, on, _, _ = decide(passes, trials, targets, config)
         return StreamDecisions(on, s)
     if name == "sigma":
         counts = list(zip(passes.tolist(), trials.tolist(), strict=True))
