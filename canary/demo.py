@@ -95,8 +95,9 @@ class DemoPlan:
     def for_days(cls, days: int, end: date) -> DemoPlan:
         start = end - timedelta(days=days - 1)
         month = max(start + timedelta(days=days - 30), start)  # the last 30 days are "the month"
-        # The default detector judges a series once it has three weeks of baseline.
-        regression = max(month + timedelta(days=7), start + timedelta(days=23))
+        # The default detector judges a series once it has four weeks of history (a 14-day
+        # baseline that ends 14 days back), so nothing is scripted before that.
+        regression = max(month + timedelta(days=7), start + timedelta(days=29))
         incident = max(month + timedelta(days=14), regression + timedelta(days=4))
         reroute = max(month + timedelta(days=20), incident + timedelta(days=4))
         return cls(start, end, min(regression, end), min(incident, end), min(reroute, end), end + timedelta(days=10))
@@ -114,7 +115,7 @@ def write_project(folder: Path, days: int, plan: DemoPlan) -> Path:
 
 def run_demo(days: int, out: Path, *, echo: Callable[[str], None] = print, end: date | None = None) -> Path:
     if days < 30:
-        raise ValueError("the demo needs at least 30 days (three weeks of baseline, then the month's events)")
+        raise ValueError("the demo needs at least 30 days (four weeks of history, then the month's events)")
     end = end or utc_today() - timedelta(days=1)
     plan = DemoPlan.for_days(days, end)
     started = time.monotonic()

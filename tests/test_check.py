@@ -92,7 +92,7 @@ def alerts_of(tmp_path: Path, signal: str, scope: str = "*"):
 def test_silent_regression_pages_email_and_slack_once_then_resolves(
     tmp_path, capsys, project, monkeypatch, smtp_starttls: SmtpReceiver, http_receiver: HttpReceiver, test_ca
 ):
-    drop, recover = 28, 34  # the default rule judges a series once it has 3 weeks of baseline
+    drop, recover = 28, 34  # the default rule judges a series from four weeks of history on
     monkeypatch.setenv("SLACK_WEBHOOK_URL", http_receiver.url(SLACK_SECRET_PATH))
     monkeypatch.setenv("CANARY_SMTP_USER", "canary")
     monkeypatch.setenv("CANARY_SMTP_PASSWORD", SMTP_PASSWORD)

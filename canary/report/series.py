@@ -63,7 +63,7 @@ class DayView:
 def active_counts(per_hash: Mapping[str, Mapping[date, DayAgg]]) -> dict[date, tuple[str, DayAgg]]:
     """Each day's (hash, counts) from the newest content that has data that day: on the day a
     canary was edited, the new content wins."""
-    order = sorted(per_hash, key=lambda h: (min(per_hash[h]), max(per_hash[h]), h))
+    order = sorted((h for h in per_hash if per_hash[h]), key=lambda h: (min(per_hash[h]), max(per_hash[h]), h))
     out: dict[date, tuple[str, DayAgg]] = {}
     for chash in order:  # later hashes overwrite earlier ones
         for day, counts in per_hash[chash].items():
