@@ -5,6 +5,7 @@ SampleResults through Store.save_sample; pages are parsed with the stdlib HTML p
 
 from __future__ import annotations
 
+import random
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from canary.detect import evaluate
 from canary.errors import SetupError
 from canary.records import SampleResult, ScoreRecord, ToolCall, TurnRecord
 from canary.report import charts, paths, write_report
-from canary.report.build import build_site
+from canary.report.build import build_site, lookback_days
 from canary.report.charts import SeriesSpec
 from canary.report.compare import wilson
 from canary.report.data import DayAgg
@@ -34,6 +35,7 @@ SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(1)>"
 EVIL = f"Sure! {SCRIPT} {IMG}"
 REPORT_URL = "https://canary.example.com/report/"
+CSP_HEADER = "Content-Security-Policy"
 
 CONFIG = f"""\
 store: sqlite:///canary.db
@@ -257,6 +259,19 @@ def test_day_views_match_the_detectors_day_by_day(tmp_path):
         assert view.mean == pytest.approx(sigma.baseline)
         assert view.alarm == paging.alarm
     assert any(v.alarm for v in views)  # the drop at the end is caught
+
+
+def test_the_report_reads_just_enough_history_to_judge_like_a_full_history(tmp_path):
+    cfg = make_project(tmp_path).config.detect
+    rng = random.Random(5)
+    all_days = day_range(date(2024, 1, 1), TODAY)
+    series = {d: counts(rng.choice((3, 4, 5, 5, 5, 5)) if i < len(all_days) - 20 else rng.choice((1, 2, 5)), 5)
+              for i, d in enumerate(all_days) if rng.random() > 0.15}
+    window = all_days[-90:]
+    short = build_days({"h": series}, window, window[0] - timedelta(days=lookback_days(cfg)), cfg, 0.2)
+    full = build_days({"h": series}, window, all_days[0], cfg, 0.2)
+    assert [(v.alarm, v.band) for v in short] == [(v.alarm, v.band) for v in full]
+    assert any(v.alarm for v in full)
 
 
 def test_an_edited_canary_starts_a_new_series_and_outage_days_do_not_alarm(tmp_path):
@@ -483,7 +498,8 @@ def test_no_page_references_the_network_except_the_report_url(case):
         for tag, attrs in parse(path).tags:
             assert tag not in ("script", "iframe", "object", "embed", "img", "link") or (
                 tag == "link" and attrs == {"rel": "icon", "href": "data:,"}), (path, tag, attrs)
-        assert "default-src 'none'" in html and "style-src 'unsafe-inline'" in html
+        (csp,) = [a["content"] for t, a in parse(path).tags if t == "meta" and a.get("http-equiv") == CSP_HEADER]
+        assert csp.startswith("default-src 'none'; style-src 'unsafe-inline'; img-src data:;"), path
     assert f'href="{REPORT_URL}"' in case.index.read_text(encoding="utf-8")
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from canary.config.load import LoadedCanary, Project
-from canary.config.models import ModelConfig
+from canary.config.models import DetectConfig, ModelConfig
 from canary.errors import SetupError
 from canary.report import data, paths
 from canary.report.charts import Chart, Spark
@@ -19,6 +19,7 @@ from canary.report.figures import (
     cost_chart,
     latency_chart,
     markers_of,
+    pair_latency_chart,
     pass_rate_chart,
     tokens_chart,
     trend,
@@ -38,7 +39,7 @@ from canary.store.rows import SampleRow
 from canary.store.store import Store
 
 LATEST_FAILURES = 3  # failing transcripts shown per model x canary
-HISTORY_DAYS = 120  # days before the window the detectors see, as `canary check` gives them
+SERVED_LOOKBACK_DAYS = 30  # a change on the window's first day is found against the last day before it
 
 
 @dataclass
@@ -103,11 +104,16 @@ class ModelPage:
 
     @property
     def status(self) -> str:
+        """firing (an open alert), alarm (the paging rule fires but no alert is open: `canary
+        check` has not judged the day yet), below (under the sigma band), ok, or no_data."""
         if self.open_alerts:
             return "firing"
         if self.latest is None:
             return "no_data"
-        return "alarm" if self.alarms else "ok"
+        if self.alarms:
+            return "alarm"
+        newest = next((d for d in reversed(self.days) if d.rate is not None), None)
+        return "below" if newest is not None and newest.below_band else "ok"
 
 
 STATUS_ORDER = {"firing": 0, "alarm": 1, "below": 2, "ok": 3, "no_data": 4}
@@ -166,6 +172,13 @@ def _recent(per_hash: dict[str, dict[date, DayAgg]], chash: str, start: date, en
     return Cell(total.passes, total.scored, total.output_tokens, total.unavailable)
 
 
+def lookback_days(detect: DetectConfig) -> int:
+    """History the detectors need before a day to judge it exactly as `canary check` did: the
+    calibrated rule reads its lagged baseline and CUSUM window (91 days by default), the sigma
+    rule its last `window_days` days with data (twice that leaves room for missing days)."""
+    return max(2 * detect.window_days, detect.baseline_days + detect.baseline_lag_days + detect.cusum_window_days)
+
+
 def build_site(project: Project, store: Store, *, days: int, model_ids: Sequence[str], today: date) -> Site:
     if days < 1:
         raise SetupError(f"--days must be at least 1, not {days}")
@@ -175,16 +188,13 @@ def build_site(project: Project, store: Store, *, days: int, model_ids: Sequence
     canaries = list(project.canaries)
     hashes = {c.id: c.hash for c in canaries}
     window = day_range(today - timedelta(days=days - 1), today)
-    lookback = max(HISTORY_DAYS, cfg.detect.window_days,
-                   cfg.detect.baseline_days + cfg.detect.baseline_lag_days + cfg.detect.cusum_window_days)
-    history_start = window[0] - timedelta(days=lookback)
+    history_start = window[0] - timedelta(days=lookback_days(cfg.detect))
     compare_start = max(window[0], today - timedelta(days=COMPARE_DAYS - 1))
 
     with store.reading() as conn:
         aggregates = data.day_aggregates(conn, ids, history_start, today)
-        lat_pairs = data.daily_latency(conn, ids, window[0], today, by_canary=True)
-        lat_models = data.daily_latency(conn, ids, window[0], today, by_canary=False)
-        served = data.served(conn, ids, history_start, today)
+        lat_models = data.daily_latency(conn, ids, window[0], today)
+        served = data.served(conn, ids, window[0] - timedelta(days=SERVED_LOOKBACK_DAYS), today)
         failures = data.latest_failures(conn, ids, window[0], today, per_pair=LATEST_FAILURES)
         alerts = data.alert_history(conn, ids)
         silences = data.active_silences(conn, datetime.combine(today, time.min, tzinfo=UTC))
@@ -206,8 +216,7 @@ def build_site(project: Project, store: Store, *, days: int, model_ids: Sequence
             actives.append(active_counts(per_hash))
             pair_changes = [(d, "content", f"{old[:8]} -> {new[:8]}") for d, old, new in
                             content_changes(per_hash, window)]
-            days_view = build_days(per_hash, window, history_start, detect, signals.max_unavailable,
-                                   lat_pairs.get((model.id, canary.id), {}))
+            days_view = build_days(per_hash, window, history_start, detect, signals.max_unavailable)
             pair = PairPage(
                 model, canary, paths.canary_page(model.id, canary.id), days_view,
                 _recent(per_hash, canary.hash, compare_start, today),
@@ -219,14 +228,14 @@ def build_site(project: Project, store: Store, *, days: int, model_ids: Sequence
                 pass_rate_chart("rate", f"Daily pass rate: {model.id} on {canary.id}", days_view, markers,
                                 detect.sigma, detect.window_days),
                 tokens_chart("tokens", days_view, markers),
-                latency_chart("latency", days_view, markers),
+                pair_latency_chart("latency", days_view, markers),
             ]
             pair.spark = trend(days_view, canary.id)
             changes += [(d, "content", f"{canary.id}: {text}") for d, _, text in pair_changes]
             pairs.append(pair)
         overall = {"*": combine(actives)}
         days_view = build_days(overall, window, history_start, detect, signals.max_unavailable,
-                               lat_models.get((model.id,), {}))
+                               lat_models.get(model.id, {}))
         newest_served = max(served_days) if served_days else None
         page = ModelPage(model, paths.model_page(model.id), days_view, pairs, sorted(changes),
                          describe(served_days[newest_served]) if newest_served else "", model_alerts)
@@ -243,4 +252,13 @@ def build_site(project: Project, store: Store, *, days: int, model_ids: Sequence
         page.spark = trend(days_view, model.id)
         pages.append(page)
 
-    return Site(today, window, pages, comparison, alerts, silences, newest, project, store.display_url)
+    return Site(today, window, pages, comparison, alerts, silences, newest, project, store_label(store))
+
+
+def store_label(store: Store) -> str:
+    """Which store, without its folder, host or user: a published report should not map the
+    machine it was built on."""
+    target = store.target
+    if target.dialect == "sqlite":
+        return f"the SQLite store {target.path.name if target.path else ''}".rstrip()
+    return f"the PostgreSQL database {target.url.database or ''}".rstrip()

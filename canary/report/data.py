@@ -37,6 +37,8 @@ class DayAgg:
     output_tokens: int = 0  # over scored samples: tokens per task
     cost_usd: float = 0.0  # over every sample with a price (as the cost signal counts it)
     priced: int = 0
+    latency_sum: float = 0.0  # over scored samples
+    latency_max: float | None = None  # the slowest scored sample: a series' p95 while it has <= 20 a day
 
     @property
     def total(self) -> int:
@@ -46,8 +48,13 @@ class DayAgg:
         return DayAgg(
             self.passes + other.passes, self.scored + other.scored, self.unavailable + other.unavailable,
             self.errors + other.errors, self.output_tokens + other.output_tokens,
-            self.cost_usd + other.cost_usd, self.priced + other.priced,
+            self.cost_usd + other.cost_usd, self.priced + other.priced, self.latency_sum + other.latency_sum,
+            max((v for v in (self.latency_max, other.latency_max) if v is not None), default=None),
         )
+
+    @property
+    def latency_mean(self) -> float | None:
+        return self.latency_sum / self.scored if self.scored else None
 
 
 PairKey = tuple[str, str]  # (model_id, canary_id)
@@ -80,52 +87,50 @@ def day_aggregates(conn: sa.Connection, model_ids: Collection[str], start: date,
             sa.func.sum(sa.case((scored, c.output_tokens), else_=0)),
             sa.func.sum(sa.func.coalesce(c.cost_usd, 0.0)),
             _count(c.cost_usd.is_not(None)),
+            sa.func.sum(sa.case((scored, c.latency_s), else_=0.0)),
+            sa.func.max(sa.case((scored, c.latency_s))),
         )
         .where(c.model_id.in_(list(model_ids)), c.day.between(start, end))
         .group_by(c.model_id, c.canary_id, c.canary_hash, c.day)
     )
     out: dict[PairKey, PerHash] = defaultdict(lambda: defaultdict(dict))
-    for model_id, canary_id, chash, day, p, s, u, e, tok, cost, priced in conn.execute(stmt):
+    for model_id, canary_id, chash, day, p, s, u, e, tok, cost, priced, lat, slowest in conn.execute(stmt).all():
         out[(model_id, canary_id)][chash][day] = DayAgg(
-            int(p), int(s), int(u), int(e), int(tok or 0), float(cost or 0.0), int(priced)
+            int(p), int(s), int(u), int(e), int(tok or 0), float(cost or 0.0), int(priced), float(lat or 0.0),
+            None if slowest is None else float(slowest),
         )
     return {k: dict(v) for k, v in out.items()}
 
 
-def _nearest_rank(count: sa.ColumnElement[int], percent: int) -> sa.ColumnElement[int]:
-    """ceil(count * percent / 100) in integer arithmetic: the nearest-rank percentile, the
-    same definition the latency signal uses, on both SQLite and PostgreSQL."""
-    return (count * percent + 99) // 100
-
-
 def _quantile_stmt(group: Sequence[sa.ColumnElement[Any]], where: Sequence[sa.ColumnElement[bool]]) -> sa.Select:
+    """p50, p95 and count of scored latencies per `group`, ranked in SQL with one window.
+
+    Nearest-rank percentiles, the definition the latency signal uses: the p-quantile is the
+    smallest value whose cumulative share cume_dist() = (rows <= it) / n reaches p, i.e. the
+    value at rank ceil(p * n). One sort per query, on SQLite and PostgreSQL alike."""
     c = samples.c
-    rn = sa.func.row_number().over(partition_by=list(group), order_by=[c.latency_s, c.id]).label("rn")
-    cnt = sa.func.count().over(partition_by=list(group)).label("cnt")
-    ranked = sa.select(*group, c.latency_s, rn, cnt).where(c.outcome.in_(SCORED), *where).subquery()
+    share = sa.func.cume_dist().over(partition_by=list(group), order_by=c.latency_s).label("share")
+    ranked = sa.select(*group, c.latency_s, share).where(c.outcome.in_(SCORED), *where).subquery()
     keys = [ranked.c[col.name] for col in group]
-    r50, r95 = _nearest_rank(ranked.c.cnt, 50), _nearest_rank(ranked.c.cnt, 95)
-    return (
-        sa.select(
-            *keys,
-            sa.func.max(sa.case((ranked.c.rn == r50, ranked.c.latency_s))),
-            sa.func.max(sa.case((ranked.c.rn == r95, ranked.c.latency_s))),
-            sa.func.max(ranked.c.cnt),
-        )
-        .where(sa.or_(ranked.c.rn == r50, ranked.c.rn == r95))
-        .group_by(*keys)
-    )
+    return sa.select(
+        *keys,
+        sa.func.min(sa.case((ranked.c.share >= 0.5, ranked.c.latency_s))),
+        sa.func.min(sa.case((ranked.c.share >= 0.95, ranked.c.latency_s))),
+        sa.func.count(),
+    ).group_by(*keys)
 
 
-def daily_latency(conn: sa.Connection, model_ids: Collection[str], start: date, end: date, *, by_canary: bool
-                  ) -> dict[tuple[str, ...], dict[date, Quantiles]]:
-    """p50/p95 latency of scored samples per (model[, canary]) and day, ranked in SQL."""
+def daily_latency(conn: sa.Connection, model_ids: Collection[str], start: date, end: date
+                  ) -> dict[str, dict[date, Quantiles]]:
+    """p50/p95 latency of each model's scored samples per day, ranked in SQL.
+
+    Per model only: a model x canary series has a handful of samples a day, whose nearest-rank
+    p95 is simply the slowest one (DayAgg.latency_max), so it needs no ranking."""
     c = samples.c
-    group = [c.model_id, c.canary_id, c.day] if by_canary else [c.model_id, c.day]
-    stmt = _quantile_stmt(group, [c.model_id.in_(list(model_ids)), c.day.between(start, end)])
-    out: dict[tuple[str, ...], dict[date, Quantiles]] = defaultdict(dict)
-    for *key, day, p50, p95, n in conn.execute(stmt):
-        out[tuple(key)][day] = Quantiles(float(p50), float(p95), int(n))
+    stmt = _quantile_stmt([c.model_id, c.day], [c.model_id.in_(list(model_ids)), c.day.between(start, end)])
+    out: dict[str, dict[date, Quantiles]] = defaultdict(dict)
+    for model_id, day, p50, p95, n in conn.execute(stmt).all():
+        out[model_id][day] = Quantiles(float(p50), float(p95), int(n))
     return dict(out)
 
 
@@ -135,10 +140,12 @@ def window_latency(conn: sa.Connection, pairs: Collection[tuple[str, str]], hash
     if not pairs:
         return {}
     c = samples.c
-    match = sa.or_(*(
-        sa.and_(c.model_id == m, c.canary_id == cid, c.canary_hash == hashes[cid]) for m, cid in sorted(pairs)
-    ))
-    stmt = _quantile_stmt([c.model_id], [match, c.day.between(start, end)])
+    models = sorted({m for m, _ in pairs})
+    contents = sorted({(cid, hashes[cid]) for _, cid in pairs})
+    # A model has rows for a compared canary only if it has a cell for it, so (models x
+    # compared contents) selects exactly the pairs' samples.
+    where = [c.model_id.in_(models), sa.tuple_(c.canary_id, c.canary_hash).in_(contents), c.day.between(start, end)]
+    stmt = _quantile_stmt([c.model_id], where)
     return {m: Quantiles(float(p50), float(p95), int(n)) for m, p50, p95, n in conn.execute(stmt)}
 
 
@@ -154,7 +161,7 @@ def served(conn: sa.Connection, model_ids: Collection[str], start: date, end: da
         .group_by(c.model_id, c.day, c.served_model, c.fingerprint)
     )
     out: dict[str, dict[date, ServedDay]] = defaultdict(lambda: defaultdict(dict))
-    for model_id, day, name, fp, n in conn.execute(stmt):
+    for model_id, day, name, fp, n in conn.execute(stmt).all():
         out[model_id][day][(name, fp)] = int(n)
     return {m: dict(d) for m, d in out.items()}
 

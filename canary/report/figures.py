@@ -99,6 +99,26 @@ def latency_chart(chart_id: str, days: Sequence[DayView], markers: Sequence[Mark
     )
 
 
+def pair_latency_chart(chart_id: str, days: Sequence[DayView], markers: Sequence[MarkerSpec]) -> Chart:
+    """A model x canary series has a few samples a day: their mean, and the slowest one (which
+    is their nearest-rank p95 for up to 20 samples)."""
+    slowest = [d.counts.latency_max if d.counts else None for d in days]
+    mean = [d.counts.latency_mean if d.counts else None for d in days]
+    n = [d.counts.scored if d.counts else 0 for d in days]
+    return time_chart(
+        chart_id, "Latency", [d.day for d in days],
+        [
+            SeriesSpec("p95", "slowest sample", slowest, "square",
+                       [f"{d.day}: slowest of {k} samples {fmt.seconds(v)}" if v is not None else ""
+                        for d, v, k in zip(days, slowest, n, strict=True)]),
+            SeriesSpec("p50", "mean", mean, "circle",
+                       [f"{d.day}: mean of {k} samples {fmt.seconds(v)}" if v is not None else ""
+                        for d, v, k in zip(days, mean, n, strict=True)]),
+        ],
+        y_format=axis_format(suffix=" s"), y_label="seconds", spans=spans_of(days), markers=markers,
+    )
+
+
 def availability_chart(chart_id: str, days: Sequence[DayView], markers: Sequence[MarkerSpec],
                        max_unavailable: float) -> Chart:
     titles = [f"{d.day}: {fmt.pct(d.availability)} available "

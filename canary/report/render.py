@@ -19,7 +19,7 @@ import canary
 from canary.config.load import Project
 from canary.errors import EXIT_IOERR, CanaryError
 from canary.records import ToolCall
-from canary.report import charts, fmt, paths
+from canary.report import charts, fmt, paths, svg
 from canary.report.build import Site, build_site
 from canary.report.compare import COMPARE_DAYS
 from canary.store.store import Store
@@ -60,7 +60,7 @@ def environment() -> jinja2.Environment:
     env.filters["num"] = charts.num
     env.filters["model_path"] = paths.model_page
     env.globals.update(
-        clip=clip, tool_args=tool_args, canary_json=canary_json, canary_path=paths.canary_page,
+        clip=clip, tool_args=tool_args, svg_points=svg.points, canary_json=canary_json, canary_path=paths.canary_page,
         version=canary.__version__, csp=CSP, compare_days=COMPARE_DAYS,
     )
     return env
@@ -123,6 +123,7 @@ def render_site(site: Site, writer: FolderWriter) -> None:
     common = {
         "site": site, "detect": cfg.detect, "signals": cfg.signals, "report_url": cfg.alerts.report_url,
         "repeat_hours": cfg.alerts.repeat_hours, "model_paths": {m.model.id: m.path for m in site.models},
+        "pair_paths": {(p.model.id, p.canary.id): p.path for p in site.pairs},
     }
     templates: dict[str, jinja2.Template] = {}
     for page, name, extra in _pages(site):

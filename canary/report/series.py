@@ -4,7 +4,8 @@ Editing a canary starts a new series (its content hash changes), so each day is 
 hash *active* that day (the newest one with data), and the band, rolling mean and paging alarms
 of that day come from that hash's own history, exactly as `canary check` judged it then. The
 band is the sigma rule's (rolling mean +- sigma x sd of the last `window_days` days with data);
-the alarm is the paging rule's (`detect.rule`, calibrated by default)."""
+the alarm is the paging rule's (`detect.rule`, calibrated by default), from
+canary.detect.stream.judge_stream, which judges every day as `evaluate` would."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from datetime import date, timedelta
 import numpy as np
 
 from canary.config.models import DetectConfig
-from canary.detect.sigma import rolling
 from canary.detect.stream import judge_stream
 from canary.report.data import DayAgg, Quantiles, ServedDay
 
@@ -92,31 +92,63 @@ def build_days(
     index = {d: i for i, d in enumerate(all_days)}
     active = active_counts(per_hash)
     first = index[window[0]]
-    judged: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
+    targets = np.arange(first, len(all_days))
+    judged: dict[str, tuple[np.ndarray, Bands]] = {}
     for chash in {active[d][0] for d in window if d in active}:
         series = per_hash[chash]
-        counts = [(series[d].passes, series[d].scored) if d in series else (0, 0) for d in all_days]
-        trials = np.array([n for _, n in counts], dtype=np.int64)
-        passes = np.array([x for x, _ in counts], dtype=np.int64)
-        judged[chash] = (counts, judge_stream(passes, trials, detect, start=first).alarm)
+        passes = np.array([series[d].passes if d in series else 0 for d in all_days], dtype=np.int64)
+        trials = np.array([series[d].scored if d in series else 0 for d in all_days], dtype=np.int64)
+        judged[chash] = (judge_stream(passes, trials, detect, start=first).alarm,
+                         sigma_bands(passes, trials, targets, detect))
     out: list[DayView] = []
-    for day in window:
-        t = index[day]
+    for i, day in enumerate(window):
         lat = latency.get(day) if latency else None
         if day not in active:
             out.append(DayView(day, None, None, latency=lat))
             continue
         chash, counts = active[day]
-        history, alarms = judged[chash]
-        roll = rolling(history, detect.window_days, end=t)
+        alarms, bands = judged[chash]
         mean = band = None
-        if roll is not None and roll.days >= detect.min_history:
-            mean, band = roll.mean, roll.band(detect.sigma)
+        if bands.enough[i]:
+            mean, band = float(bands.mean[i]), (float(bands.low[i]), float(bands.high[i]))
         state = day_state(counts, max_unavailable)
         # An outage is not a regression: canary check holds quality on such days.
-        alarm = bool(alarms[t - first]) and state == "ok" and counts.scored > 0
+        alarm = bool(alarms[i]) and state == "ok" and counts.scored > 0
         out.append(DayView(day, counts, chash, mean, band, alarm, state, lat))
     return out
+
+
+@dataclass(frozen=True)
+class Bands:
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    enough: np.ndarray  # at least min_history days with data: the rule is in force
+
+
+def sigma_bands(passes: np.ndarray, trials: np.ndarray, targets: np.ndarray, detect: DetectConfig) -> Bands:
+    """The sigma rule's band for many days at once: the mean and sample sd of the daily pass
+    rates of the last `window_days` days with data before each target day (missing days are
+    skipped, never zeros), mean +- sigma x sd clipped to [0, 1].
+
+    The same numbers as canary.detect.sigma.rolling(...).band() (which does exact integer
+    arithmetic, one day per call) up to float rounding; vectorised because a report draws
+    tens of thousands of days. tests/test_report.py compares the two day by day."""
+    width = detect.window_days
+    with_data = np.flatnonzero(trials > 0)
+    rates = passes[with_data] / trials[with_data]
+    before = np.searchsorted(with_data, targets)  # days with data strictly before each target
+    cols = before[:, None] - width + np.arange(width)[None, :]
+    valid = cols >= 0
+    values = rates[np.clip(cols, 0, None)] if len(rates) else np.zeros(cols.shape)
+    values = np.where(valid, values, 0.0)
+    n = valid.sum(axis=1)
+    mean = values.sum(axis=1) / np.maximum(n, 1)
+    spread = np.where(valid, values - mean[:, None], 0.0)
+    sd = np.where(n >= 2, np.sqrt((spread * spread).sum(axis=1) / np.maximum(n - 1, 1)), 0.0)
+    low = np.clip(mean - detect.sigma * sd, 0.0, 1.0)
+    high = np.clip(mean + detect.sigma * sd, 0.0, 1.0)
+    return Bands(mean, low, high, n >= detect.min_history)
 
 
 def content_changes(per_hash: Mapping[str, Mapping[date, DayAgg]], window: Sequence[date]
