@@ -106,13 +106,18 @@ def validate(config_path: str | None) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-check", is_flag=True, help="Do not run `canary check` for the day afterwards.")
-def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, as_json, no_check) -> None:
+@click.option("--wait", is_flag=True, help="If another run holds the database, wait for it instead of exiting 75.")
+@click.option("--shard", "shard", metavar="i/N",
+              help="Run only this host's deterministic share of the (model, canary) pairs.")
+def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, as_json, no_check, wait,
+        shard) -> None:
     """Replay every canary against every model and store each sample.
 
     Only slots missing for the day are run (a second run the same day fills gaps);
     --force re-runs them. Then checks the day (as `canary check`) unless --no-check.
     Exit 0 when every model answered and nothing fires, 1 when an alert fires, 69 when a
-    model rejected the requests (bad key, unknown model name, quota), 70 when a scorer crashed."""
+    model rejected the requests (bad key, unknown model name, quota), 70 when a scorer crashed,
+    75 when another run holds the database (use --wait)."""
     from canary.pipeline import RunOptions
     from canary.pipeline import run as run_pipeline
     from canary.summary import render_table, summarize
@@ -122,7 +127,10 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
         from canary.alerts.channels import build_channels
 
         channels = build_channels(project.config.alerts, os.environ, base_dir=project.root)  # a bad alert setup fails before the run
-    options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet)
+    from canary.plan import Shard
+
+    options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet,
+                         wait=wait, shard=Shard.parse(shard) if shard else None)
     report = run_pipeline(project, options)
     summaries = summarize(report.stats.samples)
     if as_json:

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 
 from canary.config.load import Project, check_keys
 from canary.errors import CanaryError
-from canary.plan import Probe, Selection, plan, select
+from canary.plan import Probe, Selection, Shard, plan, select
 from canary.runner import ModelTrouble, RunStats, run_probes
 
 SIM_DAY_HEADER = "x-canary-sim-day"
@@ -27,6 +27,8 @@ class RunOptions:
     as_of: date | None = None
     force: bool = False
     quiet: bool = False
+    wait: bool = False  # wait for another run holding the lock instead of exiting 75
+    shard: Shard | None = None
 
 
 @dataclass
@@ -82,6 +84,7 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
     """Run every missing slot of the day and store each sample as it completes."""
     from canary.progress import make_progress
     from canary.store import SampleWriter, Store
+    from canary.store.runlock import RunLock
 
     selection = select(project, model_ids=options.model_ids, canary_ids=options.canary_ids, tags=options.tags)
     check_keys(project, [m.config for m in selection.models])
@@ -90,8 +93,10 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
         if store is None:
             store = Store.open(project.store_url, base_dir=project.root)
             stack.callback(store.close)
+        stack.enter_context(RunLock(store, scope=str(options.shard or "all"), wait=options.wait))
         stored = store.stored_outcomes(day, [m.config.id for m in selection.models])
-        probes = plan(selection, day=day, stored=stored, samples=options.samples, force=options.force)
+        probes = plan(selection, day=day, stored=stored, samples=options.samples, force=options.force,
+                      shard=options.shard)
         report = RunReport(None, day, len(probes), len(stored))
         if not probes:
             return report

@@ -5,6 +5,7 @@ that is trivial to test."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -69,6 +70,33 @@ def select(
     return Selection([project.config.model_settings(m) for m in models], canaries)
 
 
+@dataclass(frozen=True)
+class Shard:
+    """`--shard i/N`: this host runs the (model, canary) pairs whose stable hash falls in
+    bucket i of N, so N hosts on their own timers split the work without talking to each other."""
+
+    index: int  # 1-based
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        try:
+            left, right = text.split("/")
+            index, count = int(left), int(right)
+        except ValueError:
+            raise SetupError(f"--shard `{text}`: expected i/N, e.g. 1/3") from None
+        if not (count >= 1 and 1 <= index <= count):
+            raise SetupError(f"--shard `{text}`: i must be between 1 and N (1/{max(count, 1)} .. {max(count, 1)}/{max(count, 1)})")
+        return cls(index, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def owns(self, model_id: str, canary_id: str) -> bool:
+        digest = hashlib.sha256(f"{model_id}\0{canary_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+
 def plan(
     selection: Selection,
     *,
@@ -76,12 +104,15 @@ def plan(
     stored: Mapping[SlotKey, str],
     samples: int | None = None,
     force: bool = False,
+    shard: Shard | None = None,
 ) -> list[Probe]:
     """Every slot not yet holding a final outcome (all of them with `force`), interleaved
     across models so that per-model limits never leave the global pool idle."""
     ordered: list[tuple[tuple[int, int, int], Probe]] = []
     for model_pos, model in enumerate(selection.models):
         for canary_pos, canary in enumerate(selection.canaries):
+            if shard is not None and not shard.owns(model.config.id, canary.id):
+                continue
             count = samples or canary.canary.samples or model.samples
             for index in range(count):
                 key = (model.config.id, canary.id, canary.hash, index)

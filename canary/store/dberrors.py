@@ -21,6 +21,20 @@ def _first_line(exc: BaseException, target: Target) -> str:
     return text
 
 
+def _full(target: Target) -> StoreError:
+    return StoreError(
+        f"database or disk is full: nothing already committed was lost ({target.where}); free some space, "
+        "then run again to fill the missing slots"
+    )
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True when a StoreError (or driver error) came from a connection the server dropped: the
+    transaction it was in never committed or is idempotent to repeat, so one retry is safe."""
+    cause = exc if isinstance(exc, sa.exc.DBAPIError) else exc.__cause__
+    return isinstance(cause, sa.exc.DBAPIError) and bool(cause.connection_invalidated)
+
+
 def translate(exc: sa.exc.DBAPIError, target: Target) -> StoreError:
     """Name the failure the user can act on: locked, full, unreachable; else a generic line."""
     orig = exc.orig if exc.orig is not None else exc
@@ -30,19 +44,30 @@ def translate(exc: sa.exc.DBAPIError, target: Target) -> StoreError:
         primary = code & 0xFF if isinstance(code, int) else None
         lowered = detail.lower()
         if primary in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in lowered:
-            return StoreError(f"database is locked by another process ({target.where}): {detail}")
+            return StoreError(
+                f"database is locked by another process ({target.where}): {detail}; wait for the other "
+                "canary or tool holding it to finish (or stop it), then run again: committed samples are kept"
+            )
         if primary == SQLITE_FULL or "database or disk is full" in lowered:
-            return StoreError(f"database or disk is full: nothing already committed was lost ({target.where})")
+            return _full(target)
         if primary == SQLITE_CANTOPEN or "unable to open database" in lowered:
             return StoreError(f"cannot open the SQLite database {target.where}: {detail}")
         return StoreError(f"database error ({target.where}): {detail}")
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate == "53100":
-        return StoreError(f"database or disk is full: nothing already committed was lost ({target.where})")
+        return _full(target)
+    if exc.connection_invalidated:
+        return StoreError(
+            f"lost the connection to PostgreSQL at {target.where}: {detail}; committed samples are kept, "
+            "run again once the server is back to fill the gaps"
+        )
     if isinstance(exc, sa.exc.OperationalError) and (
         sqlstate is None or sqlstate.startswith(("08", "57P"))
     ):
-        return StoreError(f"cannot connect to PostgreSQL at {target.where}: {detail}")
+        return StoreError(
+            f"cannot connect to PostgreSQL at {target.where}: {detail}; check that the server is running "
+            "and the store URL is right"
+        )
     return StoreError(f"database error ({target.where}): {detail}")
 
 

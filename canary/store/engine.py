@@ -79,8 +79,14 @@ def create_engine(target: Target, *, busy_timeout_s: float = 5.0) -> Engine:
         raise StoreError(
             "PostgreSQL support needs psycopg 3: pip install 'canary-llm[postgres]'"
         ) from None
+    # pool_pre_ping: a pooled connection the server dropped (restart, failover, an admin's
+    # pg_terminate_backend) is replaced on checkout instead of failing the next sample.
     return sa.create_engine(
-        target.url, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S}, pool_size=4, max_overflow=8
+        target.url,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+        pool_size=4,
+        max_overflow=8,
+        pool_pre_ping=True,
     )
 
 

@@ -10,11 +10,11 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -22,7 +22,7 @@ import canary
 from canary.errors import StoreError
 from canary.records import Attempt, SampleResult
 from canary.store import migrate as _migrate
-from canary.store.dberrors import guard
+from canary.store.dberrors import guard, is_disconnect
 from canary.store.engine import WRITE_OPTION, Target, create_engine, parse_url
 from canary.store.rows import (
     RunRow,
@@ -36,6 +36,7 @@ from canary.store.rows import (
 from canary.store.schema import HEAD_REVISION, RUN_STATUSES, SAMPLE_KEY, attempts, canaries, runs, samples
 
 FINAL_STATUSES = tuple(s for s in RUN_STATUSES if s != "running")
+T = TypeVar("T")
 
 
 def _insert(dialect: str) -> Any:
@@ -65,6 +66,8 @@ class Store:
             set_={c.name: upsert.excluded[c.name] for c in samples.c if c.name not in (*SAMPLE_KEY, "id")},
         )
         self._upsert = upsert.returning(samples.c.id)
+        # A retried start_run must not trip over its own first, committed attempt.
+        self._insert_run = insert(runs).on_conflict_do_nothing(index_elements=["id"])
         self._insert_canary = insert(canaries).on_conflict_do_nothing(index_elements=["canary_id", "canary_hash"])
         self._insert_attempts = attempts.insert()
         self._delete_attempts = attempts.delete().where(attempts.c.sample_id == sa.bindparam("sid"))
@@ -142,6 +145,19 @@ class Store:
             with conn.begin():
                 yield conn
 
+    def _retrying(self, write: Callable[[], T]) -> T:
+        """Run an idempotent write transaction, once more if the server dropped the connection
+        under it. The pool pings on checkout, so a connection dropped while idle never gets
+        here; this covers one dropped mid-transaction. Every caller's write is idempotent
+        (ON CONFLICT, or an UPDATE to fixed values), so a commit whose reply was lost is
+        harmless to repeat."""
+        try:
+            return write()
+        except StoreError as exc:
+            if not is_disconnect(exc):
+                raise
+        return write()
+
     def reading(self) -> AbstractContextManager[sa.Connection]:
         """A read transaction, for the query modules (series, alerting) that sit beside Store."""
         return self._read()
@@ -167,8 +183,11 @@ class Store:
             "n_planned": n_planned,
             "n_done": 0,
         }
-        with self._write() as conn:
-            conn.execute(runs.insert(), values)
+        def write() -> None:
+            with self._write() as conn:
+                conn.execute(self._insert_run, values)
+
+        self._retrying(write)
         return run_id
 
     def finish_run(self, run_id: str, *, status: str, n_done: int) -> None:
@@ -179,9 +198,49 @@ class Store:
             .where(runs.c.id == run_id)
             .values(status=status, n_done=n_done, finished_at=datetime.now(UTC))
         )
-        with self._write() as conn:
-            if conn.execute(stmt).rowcount != 1:
-                raise StoreError(f"no run {run_id} in {self.display_url}")
+        def write() -> int:
+            with self._write() as conn:
+                return conn.execute(stmt).rowcount
+
+        if self._retrying(write) != 1:
+            raise StoreError(f"no run {run_id} in {self.display_url}")
+
+    def mark_abandoned_runs(self, *, older_than: timedelta | None = None) -> list[str]:
+        """Mark `running` runs whose process is gone as `interrupted`; returns their ids.
+
+        A `kill -9`, an OOM kill or a power cut leaves the run row `running` forever. A run is
+        abandoned when it ran on this host under a pid that no longer exists, or (for runs of
+        other hosts, whose processes cannot be seen from here) when it started more than
+        `older_than` ago. A pid reused by an unrelated process keeps its run `running`: the
+        safe side, which `older_than` eventually covers. n_done becomes what the run actually
+        stored and finished_at its last stored sample (or its start)."""
+        host, now = socket.gethostname(), datetime.now(UTC)
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.id, runs.c.host, runs.c.pid, runs.c.started_at).where(runs.c.status == "running")
+            ).all()
+        abandoned = [
+            run_id
+            for run_id, run_host, pid, started in rows
+            if (run_host == host and not _pid_alive(pid))
+            or (older_than is not None and started is not None and started < now - older_than)
+        ]
+        c = samples.c
+        for run_id in abandoned:
+            done = sa.select(sa.func.count()).where(c.run_id == run_id).scalar_subquery()
+            last = sa.select(sa.func.max(c.finished_at)).where(c.run_id == run_id).scalar_subquery()
+            stmt = (
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.status == "running")
+                .values(status="interrupted", n_done=done, finished_at=sa.func.coalesce(last, runs.c.started_at))
+            )
+
+            def write(stmt: sa.Update = stmt) -> None:
+                with self._write() as conn:
+                    conn.execute(stmt)
+
+            self._retrying(write)
+        return abandoned
 
     def last_run(self) -> RunRow | None:
         with self._read() as conn:
@@ -204,8 +263,11 @@ class Store:
         ]
         if not values:
             return
-        with self._write() as conn:
-            conn.execute(self._insert_canary, values)
+        def write() -> None:
+            with self._write() as conn:
+                conn.execute(self._insert_canary, values)
+
+        self._retrying(write)
 
     # ----------------------------------------------------------------------- samples
 
@@ -236,17 +298,21 @@ class Store:
         """Store one sample and its attempts in one transaction; False if its key was already
         there and `replace` is off. replace=True swaps the old row and attempts atomically."""
         values = sample_values(run_id, sample)
-        with self._write() as conn:
-            if replace:
-                sample_id = conn.execute(self._upsert, values).scalar_one()
-                conn.execute(self._delete_attempts, {"sid": sample_id})
-            else:
-                sample_id = conn.execute(self._insert_new, values).scalar_one_or_none()
-                if sample_id is None:
-                    return False
-            if sample.attempts:
-                conn.execute(self._insert_attempts, attempt_values(sample_id, sample.attempts))
-        return True
+
+        def write() -> bool:
+            with self._write() as conn:
+                if replace:
+                    sample_id = conn.execute(self._upsert, values).scalar_one()
+                    conn.execute(self._delete_attempts, {"sid": sample_id})
+                else:
+                    sample_id = conn.execute(self._insert_new, values).scalar_one_or_none()
+                    if sample_id is None:
+                        return False
+                if sample.attempts:
+                    conn.execute(self._insert_attempts, attempt_values(sample_id, sample.attempts))
+            return True
+
+        return self._retrying(write)
 
     def samples(
         self,
@@ -278,3 +344,18 @@ class Store:
             for arow in conn.execute(att_stmt).mappings():
                 by_sample.setdefault(arow["sample_id"], []).append(attempt_from_row(arow))
         return [sample_from_row(row, by_sample.get(row["id"], [])) for row in rows]
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (signal 0 checks without sending)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except OSError:
+        return True
+    return True
