@@ -296,6 +296,40 @@ def silence(config_path, model_id, canary_id, until, reason) -> None:
     click.echo(f"silenced {what} through {until}" + (f": {reason}" if reason else ""))
 
 
+# --------------------------------------------------------------------------- status / export
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(config_path, as_json) -> None:
+    """Is the canary itself healthy? Last run, runs stuck in `running` (crashed?), the next
+    scheduled run, firing alerts, queued notifications, schema revision, database size and
+    sample counts. Reads only; works on a store whose schema is behind (and says so)."""
+    from canary.status import print_status
+
+    click.echo(print_status(_load(config_path), as_json=as_json))
+
+
+@cli.command()
+@config_option
+@click.option("--format", "fmt", required=True, type=click.Choice(["json", "csv", "openmetrics", "junit"]),
+              help="json/csv: one row per day x model x canary; openmetrics: Prometheus gauges (node exporter "
+                   "textfile collector); junit: one test case per sample, for a CI gate.")
+@click.option("--out", default="-", metavar="PATH",
+              help="Write to PATH atomically (temp file + rename), or - for stdout.")
+@click.option("--day", "day", callback=_day, metavar="YYYY-MM-DD",
+              help="json/csv: the window's last day; openmetrics/junit: the day (default: newest with data / "
+                   "the latest run's day).")
+@click.option("--days", default=30, type=click.IntRange(1, 3660), help="json/csv: days of history.")
+@click.option("--model", "model_ids", multiple=True, metavar="ID", help="Only this model (repeatable).")
+def export(config_path, fmt, out, day, days, model_ids) -> None:
+    """Write stored results for other tools: json, csv, OpenMetrics or JUnit XML."""
+    from canary.export import export_to
+
+    export_to(_load(config_path), fmt=fmt, out=out, day=day, days=days, model_ids=model_ids)
+
+
 # --------------------------------------------------------------------------- report / demo
 
 

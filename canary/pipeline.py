@@ -8,7 +8,7 @@ import asyncio
 import os
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from canary.config.load import Project, check_keys
 from canary.errors import CanaryError
@@ -94,6 +94,8 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
             store = Store.open(project.store_url, base_dir=project.root)
             stack.callback(store.close)
         stack.enter_context(RunLock(store, scope=str(options.shard or "all"), wait=options.wait))
+        # A run killed with kill -9 stays "running"; now that we hold the lock, it is not.
+        store.mark_abandoned_runs(older_than=timedelta(hours=24))
         stored = store.stored_outcomes(day, [m.config.id for m in selection.models])
         probes = plan(selection, day=day, stored=stored, samples=options.samples, force=options.force,
                       shard=options.shard)
@@ -122,7 +124,7 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
             try:
                 written = writer.close()
             except CanaryError as exc:
-                failure, written, status = exc, len(report.stats.samples), "failed"
+                failure, written, status = exc, writer.written, "failed"
             with suppress(CanaryError):  # the samples are what matters; the run row is bookkeeping
                 store.finish_run(run_id, status=status, n_done=written)
         if failure is not None:

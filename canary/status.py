@@ -163,7 +163,9 @@ def next_scheduled_run(project: Project, now: datetime) -> tuple[datetime | None
         return None, f"schedule unreadable: {exc}"
     if not times:
         return None, "schedule has no future run"
-    return times[0].astimezone(UTC), "from canary.yaml `schedule:`"
+    exprs = getattr(schedule, "expressions", None) or []
+    where = f"cron `{'`, `'.join(exprs)}` in {getattr(schedule, 'timezone', 'UTC')}" if exprs else "canary.yaml"
+    return times[0].astimezone(UTC), f"{where} (canary.yaml `schedule:`)"
 
 
 def database_size(store: Store) -> int | None:
@@ -245,7 +247,8 @@ def render_status(status: Status) -> str:
         else:
             lines.append(("running", "none"))
     if status.next_run is not None:
-        lines.append(("next run", f"{_when(status.next_run)} ({_ago(status.now - status.next_run)})"))
+        lines.append(("next run", f"{_when(status.next_run)} ({_ago(status.now - status.next_run)}), "
+                                  f"{status.schedule_note}"))
     else:
         lines.append(("next run", status.schedule_note))
     if status.schema_ok:

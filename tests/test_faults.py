@@ -91,8 +91,8 @@ def _count(url: str) -> Callable[[], int]:
     return count
 
 
-def _snapshot(store: Store) -> dict[tuple[str, str, str, int], tuple[int, str, object, str]]:
-    return {r.key: (r.id, r.outcome, r.finished_at, r.run_id) for r in store.samples(with_turns=False)}
+def _snapshot(store: Store) -> dict[tuple[object, ...], tuple[int, str, object, str]]:
+    return {(r.day, *r.key): (r.id, r.outcome, r.finished_at, r.run_id) for r in store.samples(with_turns=False)}
 
 
 def _one_line(text: str) -> str:
@@ -132,7 +132,7 @@ def test_killed_run_resumes_with_only_the_missing_slots(request, tmp_path, capsy
     assert crashed is not None and 10 <= len(before) < SLOTS
     assert crashed.status in ("running", "interrupted")  # `interrupted` once a run marks abandoned ones
 
-    server.reset()
+    script_the_sim(server, path, {wire_model: SimBehaviour()})  # no latency now: the count is what matters
     resumed = run_cli(capsys, "run", "--config", str(path), "--as-of", DAY, "--no-check", "--json")
     assert resumed.code == 0, resumed.err
     missing = SLOTS - len(before)
@@ -143,7 +143,7 @@ def test_killed_run_resumes_with_only_the_missing_slots(request, tmp_path, capsy
         after = _snapshot(store)
         new_run = store.last_run()
         assert {k: after[k] for k in before} == before  # ids, outcomes, finished_at, run_id untouched
-        assert sorted(k[3] for k in after) == list(range(SLOTS))  # exactly one sample per slot
+        assert sorted(k[4] for k in after) == list(range(SLOTS))  # exactly one sample per slot
         assert new_run is not None and new_run.id != crashed.id
         assert (new_run.n_planned, new_run.n_done, new_run.status) == (missing, missing, "finished")
         assert {v[3] for k, v in after.items() if k not in before} == {new_run.id}
@@ -156,3 +156,138 @@ def test_killed_run_resumes_with_only_the_missing_slots(request, tmp_path, capsy
         assert store.mark_abandoned_runs() == []
         assert store.get_run(new_run.id).status == "finished"  # type: ignore[union-attr]
 
+
+
+# --------------------------------------------------------------------------- SQLite locked by another process
+
+
+def test_sqlite_locked_for_the_whole_run_exits_74_with_one_line(tmp_path, capsys, server, key):
+    path = _project(tmp_path, server, "locked", samples=3)
+    assert run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-01", "--no-check").code == 0
+    with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
+        before = _snapshot(store)
+    assert len(before) == 3
+
+    server.reset()
+    blocker = sqlite3.connect(tmp_path / "canary.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        result = run_cli(capsys, "run", "--config", str(path), "--as-of", DAY, "--no-check", "--quiet")
+        waited = time.monotonic() - started
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert result.code == 74
+    line = _one_line(result.err)
+    assert line.startswith("canary: error: database is locked by another process")
+    assert str(tmp_path / "canary.db") in line and "run again" in line
+    assert server.stats() == {}  # it failed before asking any model
+    print(f"locked run gave up after {waited:.1f} s")  # the 5 s busy timeout, reported, not asserted
+
+    with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
+        assert _snapshot(store) == before
+    again = run_cli(capsys, "run", "--config", str(path), "--as-of", DAY, "--no-check", "--json")
+    assert again.code == 0 and json.loads(again.out)["planned"] == 3
+
+
+# --------------------------------------------------------------------------- SQLite full
+
+
+@pytest.fixture
+def page_cap(tmp_path: Path) -> Iterator[dict[str, int]]:
+    """While cap["pages"] is set, every new SQLite connection to tmp_path/canary.db gets
+    PRAGMA max_page_count = cap (a per-connection setting, so it must be applied on connect)."""
+    cap: dict[str, int] = {}
+    db = str(tmp_path / "canary.db")
+
+    def limit(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        if "pages" in cap and isinstance(dbapi_conn, sqlite3.Connection):
+            files = [row[2] for row in dbapi_conn.execute("PRAGMA database_list")]
+            if db in files:
+                dbapi_conn.execute(f"PRAGMA max_page_count = {cap['pages']}")
+
+    sa.event.listen(sa.pool.Pool, "connect", limit)
+    try:
+        yield cap
+    finally:
+        sa.event.remove(sa.pool.Pool, "connect", limit)
+
+
+def test_sqlite_full_mid_run_exits_74_keeps_everything_and_a_later_run_fills_in(
+    tmp_path, capsys, server, key, page_cap
+):
+    path = _project(tmp_path, server, "full", samples=40)
+    url = f"sqlite:///{tmp_path / 'canary.db'}"
+    for day in ("2026-05-01", "2026-05-02"):
+        assert run_cli(capsys, "run", "--config", str(path), "--as-of", day, "--samples", "5").code in (0, 1)
+    with Store.open(url) as store:
+        before = _snapshot(store)
+        [pages] = [store.engine.connect().exec_driver_sql("PRAGMA page_count").scalar_one()]
+    assert len(before) == 10
+
+    page_cap["pages"] = pages + 2
+    server.reset()
+    result = run_cli(capsys, "run", "--config", str(path), "--as-of", DAY, "--no-check", "--quiet")
+    assert result.code == 74
+    line = _one_line(result.err)
+    assert line.startswith("canary: error: database or disk is full: nothing already committed was lost")
+    assert "run again" in line
+    del page_cap["pages"]
+
+    with Store.open(url) as store:
+        after = _snapshot(store)
+        assert {k: after[k] for k in before} == before
+        today = store.samples(day=date.fromisoformat(DAY))
+        assert 0 < len(today) < 40, len(today)  # it filled up mid-run
+        assert all(r.turns and r.outcome == "pass" for r in today)  # readable, whole
+        run = store.get_run(today[0].run_id)
+        assert run is not None and run.status in ("failed", "running") and run.n_planned == 40
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
+    stored_today = len(today)
+    assert run_cli(capsys, "check", "--config", str(path), "--as-of", DAY).code in (0, 1)  # alerts still work
+
+    server.reset()
+    again = run_cli(capsys, "run", "--config", str(path), "--as-of", DAY, "--no-check", "--json")
+    assert again.code == 0, again.err
+    assert json.loads(again.out)["planned"] == 40 - stored_today
+    assert server.stats() == {"full": 40 - stored_today}
+    with Store.open(url) as store:
+        assert sorted(r.sample_index for r in store.samples(day=date.fromisoformat(DAY))) == list(range(40))
+
+
+# --------------------------------------------------------------------------- PostgreSQL connection lost
+
+
+def test_postgres_connection_terminated_mid_run_reconnects_and_completes(tmp_path, capsys, server, key, pg_url):
+    app = f"canary-fault-{uuid.uuid4().hex[:8]}"
+    url = f"{pg_url}&application_name={app}"
+    path = _project(tmp_path, server, "pgdrop", wire="openai", latency_ms=100, samples=40)
+    with Store.open(pg_url, migrate=True):
+        pass
+    admin = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    terminate = sa.text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = :app"
+    )
+
+    proc = _spawn(path, store_url=url)
+    committed = _count(pg_url)
+    killed = 0
+    for threshold in (5, 15):
+        _wait_for(lambda t=threshold: committed() >= t, proc, f"{threshold} committed samples")
+        with admin.connect() as conn:
+            killed += int(conn.execute(terminate, {"app": app}).scalar_one())
+    _, err = proc.communicate(timeout=60)
+    assert killed >= 2  # it really lost connections, twice
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and KEY not in err
+
+    with Store.open(pg_url) as store:
+        rows = store.samples(with_turns=False)
+        run = store.last_run()
+    assert sorted(r.sample_index for r in rows) == list(range(40)) and {r.outcome for r in rows} == {"pass"}
+    assert run is not None and (run.status, run.n_done) == ("finished", 40)
+    assert server.stats() == {"pgdrop": 40}  # a reconnect re-sends nothing to the model
+    admin.dispose()

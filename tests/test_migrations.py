@@ -164,3 +164,97 @@ def test_opening_an_up_to_date_store_does_not_import_alembic(tmp_path: Path) -> 
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- upgrading with data
+
+
+REVISION_0002_TABLES = {"alerts", "alert_events", "notifications", "silences"}
+
+
+def _write_at_0001(url: str) -> dict[str, object]:
+    """Bring an empty database to revision 0001 and write two runs, a canary, three samples and
+    their attempts into the tables as 0001 shaped them (reflected, not today's models)."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from alembic import command
+
+    from canary.records import Attempt, SampleResult, ScoreRecord, TurnRecord
+    from canary.store.rows import attempt_values, sample_values
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(store_migrate.alembic_config(conn), "0001")
+    t0 = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        assert store_migrate.read_revision(conn) == "0001"
+        shapes = sa.MetaData()
+        shapes.reflect(conn)
+        assert set(shapes.tables) == {"alembic_version", "runs", "canaries", "samples", "attempts"}
+        tables = shapes.tables
+
+        def insert(name: str, rows: list[dict[str, object]]) -> None:
+            columns = set(tables[name].c.keys())
+            assert all(set(row) == columns - {"id"} or set(row) == columns for row in rows), name
+            conn.execute(tables[name].insert(), rows)
+
+        runs = [
+            {"id": f"run{n}", "day": date(2025, 3, n), "started_at": t0 + timedelta(days=n - 1),
+             "finished_at": t0 + timedelta(days=n - 1, minutes=1), "status": "finished", "host": "h", "pid": 1,
+             "canary_version": "0.1.0", "model_ids": '["opus"]', "n_planned": 2 if n == 1 else 1, "n_done": 0}
+            for n in (1, 2)
+        ]
+        insert("runs", runs)
+        insert("canaries", [{"canary_id": "capital", "canary_hash": "abc123", "kind": "single",
+                             "content": '{"id": "capital"}', "first_seen": t0}])
+        keys = [(1, 0, "pass"), (1, 1, "fail"), (2, 0, "unavailable")]
+        for day, index, outcome in keys:
+            tries = [Attempt(number=1, started_at=t0, latency_s=0.5, status=529 if outcome == "unavailable" else 200,
+                             code="overloaded" if outcome == "unavailable" else "ok", retry_after_s=None)]
+            sample = SampleResult(
+                day=date(2025, 3, day), model_id="opus", canary_id="capital", canary_hash="abc123",
+                sample_index=index, outcome=outcome, started_at=t0, finished_at=t0 + timedelta(seconds=2),  # type: ignore[arg-type]
+                score=None if outcome == "unavailable" else float(outcome == "pass"), reason=f"was {outcome}",
+                turns=[TurnRecord(index=1, sent="Capital of France?", reply="Paris ✓",
+                                  scores=[ScoreRecord("contains", outcome == "pass", 1.0, "ok")])],
+                attempts=tries,
+            )
+            values = sample_values(f"run{day}", sample)
+            insert("samples", [{k: v for k, v in values.items() if k in tables["samples"].c}])
+            sample_id = conn.execute(sa.text("SELECT max(id) FROM samples")).scalar_one()
+            insert("attempts", attempt_values(sample_id, tries))
+    engine.dispose()
+    return {"keys": keys}
+
+
+def test_upgrade_from_0001_with_data_keeps_it_and_adds_the_alert_tables(store_url: str) -> None:
+    written = _write_at_0001(store_url)
+    with Store.open(store_url, migrate=True) as store:
+        assert store.migrated == ("0001", HEAD_REVISION)
+        with store.engine.connect() as conn:
+            assert set(sa.inspect(conn).get_table_names()) >= REVISION_0002_TABLES
+        rows = store.samples()
+        assert [(r.day.day, r.sample_index, r.outcome) for r in rows] == written["keys"]
+        assert [r.reason for r in rows] == ["was pass", "was fail", "was unavailable"]
+        assert all(r.turns[0].reply == "Paris ✓" and len(r.attempts) == 1 for r in rows)
+        assert rows[2].attempts[0].status == 529 and rows[2].score is None
+        run = store.get_run("run1")
+        assert run is not None and (run.status, run.n_planned) == ("finished", 2)
+        assert run.started_at.tzinfo is not None
+        # The upgraded database takes new writes of both generations of tables.
+        new_run = store.start_run(day=rows[0].day, model_ids=["opus"], n_planned=1)
+        store.finish_run(new_run, status="finished", n_done=0)
+        with store.writing() as conn:
+            conn.execute(sa.text("INSERT INTO silences (model_id, canary_id, until, reason, created_at) "
+                                 "VALUES ('opus', NULL, :t, 'upgrade test', :t)"), {"t": run.started_at})
+        with store.reading() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM silences")).scalar_one() == 1
+
+
+def test_empty_database_upgrades_to_head_with_every_table(store_url: str) -> None:
+    with Store.open(store_url, migrate=True) as store:
+        assert store.migrated == (None, HEAD_REVISION)
+        with store.engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+    assert tables == set(metadata.tables) | {"alembic_version"}
+    assert set(metadata.tables) >= REVISION_0002_TABLES  # so the comparison test covers 0002 too

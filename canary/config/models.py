@@ -224,6 +224,44 @@ class AlertsConfig(Strict):
     delivery_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # per check, before leaving it queued
 
 
+class ScheduleConfig(Strict):
+    """When `canary schedule` (and the cron/systemd recipes) run the canaries.
+
+    Cron expressions are classic 5-field ones, in `timezone` (an IANA name): canary.schedule.cron
+    parses them so that the daemon, the systemd timer and `canary status` agree."""
+
+    cron: str | Annotated[list[str], Field(min_length=1)]  # one expression or a list of them
+    timezone: str = "UTC"
+    misfire_grace_hours: Annotated[float, Field(gt=0, le=168)] = 6.0  # a late start still runs within this
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | list[str]) -> str | list[str]:
+        from canary.schedule.cron import CronError, parse_cron  # stdlib-only leaf module
+
+        for expr in [value] if isinstance(value, str) else value:
+            try:
+                parse_cron(expr)
+            except CronError as exc:
+                raise ValueError(f"`{expr}`: {exc}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError, OSError):
+            raise ValueError(f"unknown timezone `{value}` (use an IANA name such as UTC or Europe/Berlin)") from None
+        return value
+
+    @property
+    def expressions(self) -> list[str]:
+        return [self.cron] if isinstance(self.cron, str) else list(self.cron)
+
+
 class ProjectConfig(Strict):
     store: str = "sqlite:///canary.db"  # relative sqlite paths resolve against canary.yaml's folder
     prompts: str = "prompts"
@@ -234,6 +272,7 @@ class ProjectConfig(Strict):
     detect: DetectConfig = DetectConfig()
     signals: SignalsConfig = SignalsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    schedule: ScheduleConfig | None = None  # `canary schedule`, cron and systemd recipes
 
     def model_settings(self, model: ModelConfig) -> ResolvedModel:
         d = self.defaults

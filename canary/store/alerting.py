@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from canary.store.schema import alert_events, alerts, notifications, silences
 from canary.store.store import Store
 
-CHECK_LOCK = 0x63616E6172792D63  # "canary-c": serialises alert transitions on PostgreSQL
+CHECK_LOCK_CLASS = 0x63616E61  # "cana": with the schema's hash, serialises alert transitions on PostgreSQL
 
 AlertKey = tuple[str, str, str]  # model_id, scope, signal
 
@@ -73,8 +73,11 @@ class OutboxRow:
 
 def lock_for_check(conn: sa.Connection) -> None:
     """Hold the check lock until the transaction ends (SQLite already holds its write lock)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHECK_LOCK})
+    if conn.dialect.name == "postgresql":  # scoped to canary's schema, like the run lock
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(current_database() || '/' || current_schema()))"),
+            {"k": CHECK_LOCK_CLASS},
+        )
 
 
 def firing_alerts(conn: sa.Connection) -> dict[AlertKey, AlertRow]:

@@ -44,6 +44,7 @@ class RunLock:
         self.store, self.scope, self.wait, self.poll_s = store, scope, wait, poll_s
         self._file: IO[str] | None = None
         self._conn: sa.Connection | None = None
+        self._pg_key = 0
 
     # --------------------------------------------------------------- SQLite: a file lock beside the database
 
@@ -72,9 +73,12 @@ class RunLock:
     # --------------------------------------------------------------- PostgreSQL: a session advisory lock
 
     def _acquire_pg(self) -> None:
-        key = _key(self.scope)
         conn = self.store.engine.connect()
         try:
+            # Advisory locks are per database: scope the key to canary's schema as well, so two
+            # projects sharing a database (in their own schemas) do not block each other.
+            where = conn.execute(sa.text("SELECT current_database() || '/' || current_schema()")).scalar()
+            key = self._pg_key = _key(f"{where}:{self.scope}")
             while True:
                 got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
                 conn.commit()
@@ -116,7 +120,7 @@ class RunLock:
             self._file = None
         if self._conn is not None:
             try:
-                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(self.scope)})
+                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self._pg_key})
                 self._conn.commit()
             except sa.exc.SQLAlchemyError:
                 pass  # the connection is gone, and its lock with it
