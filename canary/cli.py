@@ -296,6 +296,33 @@ def silence(config_path, model_id, canary_id, until, reason) -> None:
     click.echo(f"silenced {what} through {until}" + (f": {reason}" if reason else ""))
 
 
+# --------------------------------------------------------------------------- schedule
+
+
+@cli.command()
+@config_option
+@click.option("--once", is_flag=True, help="Run one job now (run, check, report) and exit with its code.")
+@click.option("--print-systemd", is_flag=True,
+              help="Print canary.service, canary.timer and canary-scheduler.service, then exit.")
+@click.option("--print-cron", is_flag=True, help="Print a crontab entry (flock-guarded), then exit.")
+@click.option("--user", help="User= for --print-systemd.")
+def schedule(config_path, once, print_systemd, print_cron, user) -> None:
+    """Run the canaries on the `schedule:` in canary.yaml until SIGTERM/SIGINT: each job is
+    `canary run` (with its check) then `canary report`; logs one JSON object per line.
+    Exit 0 after a graceful stop; with --once, the job's exit code as `canary run` gives it;
+    78 when canary.yaml has no `schedule:`."""
+    from canary.schedule import cron_line, serve, systemd_units
+
+    if print_systemd:
+        for name, text in systemd_units(config_path, user=user).items():
+            click.echo(f"# ---- {name}\n{text}")
+        return
+    if print_cron:
+        click.echo(cron_line(config_path), nl=False)
+        return
+    sys.exit(serve(config_path, once=once))
+
+
 # --------------------------------------------------------------------------- status / export
 
 

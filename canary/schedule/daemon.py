@@ -82,7 +82,9 @@ def _run_check_report(project: Any, canceller: RunCanceller | None, started: flo
     channels = build_channels(project.config.alerts, os.environ, base_dir=project.root)
     if canceller is not None and canceller.cancelled:
         raise _Cancelled
-    report = run_pipeline(project, RunOptions(quiet=True))
+    # A scheduled job that meets a run in progress (a manual one, another host's) waits for it
+    # rather than skipping its slot: it then finds only what is still missing.
+    report = run_pipeline(project, RunOptions(quiet=True, wait=True))
     if canceller is not None and canceller.cancelled:
         raise _Cancelled  # stopping: the check and the report wait for the next run
     with Store.open(project.store_url, base_dir=project.root) as store:
