@@ -43,9 +43,8 @@ def test_second_run_exits_75_while_the_first_holds_the_lock(tmp_path, capsys, st
         assert result.code == 75
         assert "another canary run is in progress" in result.err and "--wait" in result.err
         assert len(result.err.strip().splitlines()) == 1
-        with pytest.raises(RunLocked):
-            with RunLock(store):
-                pass
+        with pytest.raises(RunLocked), RunLock(store):
+            pass
         assert store.samples() == []
     assert run_cli(capsys, "run", "--config", str(path)).code == 0  # released: runs now
 
