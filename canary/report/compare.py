@@ -30,14 +30,12 @@ def wilson(passes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One model on one canary over the window."""
+class _Rates:
+    """Rates shared by a cell and a column (both carry passes, scored and output_tokens)."""
 
     passes: int
     scored: int
     output_tokens: int
-    unavailable: int
 
     @property
     def rate(self) -> float | None:
@@ -53,6 +51,17 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Cell(_Rates):
+    """One model on one canary over the window."""
+
+    passes: int
+    scored: int
+    output_tokens: int
+    unavailable: int
+
+
+
+@dataclass(frozen=True)
 class Row:
     canary_id: str
     cells: dict[str, Cell]  # model id -> cell (absent: no scored data)
@@ -61,7 +70,7 @@ class Row:
 
 
 @dataclass
-class Column:
+class Column(_Rates):
     """A model's totals over the compared canaries."""
 
     model_id: str
@@ -74,17 +83,6 @@ class Column:
     canaries: int = 0
     latency: Quantiles | None = None
 
-    @property
-    def rate(self) -> float | None:
-        return self.passes / self.scored if self.scored else None
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return wilson(self.passes, self.scored)
-
-    @property
-    def tokens(self) -> float | None:
-        return self.output_tokens / self.scored if self.scored else None
 
     @property
     def cost_per_correct(self) -> float | None:
