@@ -108,11 +108,27 @@ class Store:
         if not _migrate.is_known(current):
             raise _migrate.ahead_error(str(current))
         if migrate if migrate is not None else self.target.dialect == "sqlite":
-            before, after = self.upgrade()
+            before, after = self._upgrade_once()
             # Another process may have upgraded between our check and our lock.
             self.migrated = (before, after) if before != after else None
             return
         raise _migrate.behind_error(current)
+
+    def _upgrade_once(self) -> tuple[str | None, str]:
+        """Upgrade, with concurrent first opens of one SQLite file queued on a file lock: the
+        migration (Alembic's import included) can outlast SQLite's busy timeout on a loaded
+        machine, and the waiter then finds the schema at head instead of failing as locked."""
+        path = self.target.path
+        if self.target.dialect != "sqlite" or path is None:
+            return self.upgrade()
+        import fcntl
+
+        with open(path.with_name(path.name + ".migrate-lock"), "a", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return self.upgrade()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def upgrade(self) -> tuple[str | None, str]:
         """Apply pending migrations with Alembic; returns (from revision, to revision)."""
