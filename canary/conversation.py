@@ -78,7 +78,7 @@ async def converse(provider, probe: Probe) -> Transcript:
             response = await _call(provider, probe, ChatRequest(system, tuple(messages)), t, turn)
             if response is None:
                 return t
-            messages.append(Message("assistant", response.text, response.tool_calls))
+            messages.append(Message("assistant", response.text, response.tool_calls, reasoning=response.reasoning))
             inp = ScoreInput(response.text, response.tool_calls, index, canary, tuple(messages), response)
             await _score(probe, turn, len(canary.turns), names, inp)
             if not response.text.strip() and not response.tool_calls:
@@ -94,7 +94,7 @@ async def converse(provider, probe: Probe) -> Transcript:
         messages = [Message("user", canary.prompt)]
         response = await _call(provider, probe, ChatRequest(system, tuple(messages)), t, turn)
         if response is not None:
-            messages.append(Message("assistant", response.text))
+            messages.append(Message("assistant", response.text, reasoning=response.reasoning))
             inp = ScoreInput(response.text, response.tool_calls, 1, canary, tuple(messages), response)
             await _score(probe, turn, 1, [None], inp)
         return t
@@ -107,7 +107,7 @@ async def converse(provider, probe: Probe) -> Transcript:
     if response is None:
         return t
     all_calls = list(response.tool_calls)
-    messages.append(Message("assistant", response.text, response.tool_calls))
+    messages.append(Message("assistant", response.text, response.tool_calls, reasoning=response.reasoning))
     final, final_turn = response, turn
     fed = [c for c in response.tool_calls if c.name in canary.tool_results]
     if fed:
@@ -122,7 +122,7 @@ async def converse(provider, probe: Probe) -> Transcript:
         if final is None:
             return t
         all_calls.extend(final.tool_calls)
-        messages.append(Message("assistant", final.text, final.tool_calls))
+        messages.append(Message("assistant", final.text, final.tool_calls, reasoning=final.reasoning))
     inp = ScoreInput(final.text, tuple(all_calls), final_turn.index, canary, tuple(messages), final)
     await _score(probe, final_turn, 1, [None], inp)
     return t

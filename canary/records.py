@@ -33,13 +33,18 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Message:
-    """One conversation message. role `tool` carries a tool result for `tool_call_id`."""
+    """One conversation message. role `tool` carries a tool result for `tool_call_id`.
+
+    `reasoning` holds an assistant turn's opaque vendor reasoning blocks (Anthropic `thinking` /
+    `redacted_thinking` dicts, in order): the API wants them sent back unchanged, so they are
+    carried verbatim and never folded into `text`."""
 
     role: Literal["user", "assistant", "tool"]
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     tool_name: str | None = None
+    reasoning: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,10 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class ChatResponse:
-    """What one successful HTTP call returned, normalised across vendors."""
+    """What one successful HTTP call returned, normalised across vendors.
+
+    `reasoning` is the vendor's opaque reasoning blocks, only to be echoed back in the next
+    request (see `Message.reasoning`); scorers judge `text`, which never includes them."""
 
     text: str
     tool_calls: tuple[ToolCall, ...]
@@ -62,6 +70,7 @@ class ChatResponse:
     fingerprint: str | None
     latency_s: float
     request_id: str | None = None
+    reasoning: tuple[dict[str, Any], ...] = ()
 
 
 class ProviderError(Exception):

@@ -16,15 +16,20 @@ DEFAULT_MAX_TOKENS = 1024  # the Messages API refuses a request without it
 # This SDK version dropped `temperature`/`top_p` from `create()`; they travel in extra_body instead,
 # which puts them at the top level of the request body exactly as the API expects.
 NATIVE = {"max_tokens": "max_tokens", "stop_sequences": "stop_sequences", "stop": "stop_sequences"}
+REASONING_TYPES = ("thinking", "redacted_thinking")
 
 
 def to_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     """Neutral messages as Messages API turns; tool results become user `tool_result` blocks,
-    merged into one user turn as the API requires after a multi-tool assistant turn."""
+    merged into one user turn as the API requires after a multi-tool assistant turn. An assistant
+    turn's thinking blocks go first and unchanged: with extended thinking on, the API refuses a
+    tool-use continuation whose assistant turn lost them."""
     out: list[dict[str, Any]] = []
     for msg in messages:
         if msg.role == "assistant":
-            blocks: list[dict[str, Any]] = [{"type": "text", "text": msg.text}] if msg.text else []
+            blocks: list[dict[str, Any]] = [dict(b) for b in msg.reasoning]
+            if msg.text:
+                blocks.append({"type": "text", "text": msg.text})
             for call in msg.tool_calls:
                 blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _input_of(call)})
             role, content = "assistant", blocks or [{"type": "text", "text": ""}]
@@ -69,6 +74,8 @@ class StreamAccumulator:
             entry: dict[str, Any] = {"type": getattr(block, "type", None), "text": getattr(block, "text", "") or ""}
             if entry["type"] == "tool_use":
                 entry.update(id=block.id, name=block.name, partial=[], input=getattr(block, "input", None))
+            elif entry["type"] in REASONING_TYPES:
+                entry["block"] = _reasoning_block(block)
             self.blocks[event.index] = entry
         elif kind == "content_block_delta":
             entry = self.blocks.setdefault(event.index, {"type": "text", "text": ""})
@@ -77,6 +84,10 @@ class StreamAccumulator:
                 entry["text"] += delta.text
             elif delta.type == "input_json_delta":
                 entry.setdefault("partial", []).append(delta.partial_json)
+            elif delta.type == "thinking_delta" and "block" in entry:
+                entry["block"]["thinking"] += delta.thinking
+            elif delta.type == "signature_delta" and "block" in entry:
+                entry["block"]["signature"] = delta.signature  # sent whole, just before the block stops
         elif kind == "message_delta":
             self.stop_reason = getattr(event.delta, "stop_reason", None) or self.stop_reason
             self._usage(getattr(event, "usage", None))
@@ -90,6 +101,9 @@ class StreamAccumulator:
     def text(self) -> str:
         return "".join(b["text"] for _, b in sorted(self.blocks.items()) if b["type"] == "text")
 
+    def reasoning(self) -> tuple[dict[str, Any], ...]:
+        return tuple(b["block"] for _, b in sorted(self.blocks.items()) if "block" in b)
+
     def tool_calls(self) -> tuple[ToolCall, ...]:
         calls = []
         for _, b in sorted(self.blocks.items()):
@@ -101,6 +115,21 @@ class StreamAccumulator:
                 raw = json.dumps(b["input"]) if isinstance(b["input"], dict) else ""
             calls.append(tool_call(b["id"], b["name"], raw))
         return tuple(calls)
+
+
+def _reasoning_block(block: Any) -> dict[str, Any]:
+    """A thinking block as the API wants it back: only its own fields, exactly as received."""
+    if block.type == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": getattr(block, "data", "") or ""}
+    return {
+        "type": "thinking",
+        "thinking": getattr(block, "thinking", "") or "",
+        "signature": getattr(block, "signature", "") or "",
+    }
+
+
+def _reasoning_of(content: Any) -> tuple[dict[str, Any], ...]:
+    return tuple(_reasoning_block(b) for b in content if getattr(b, "type", None) in REASONING_TYPES)
 
 
 def _tool_calls_of(content: Any) -> tuple[ToolCall, ...]:
@@ -169,6 +198,7 @@ class AnthropicProvider(SdkProvider):
             fingerprint=None,
             latency_s=progress.elapsed(),
             request_id=raw.request_id,
+            reasoning=_reasoning_of(content),
         )
 
     async def _streamed(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse:
@@ -190,4 +220,5 @@ class AnthropicProvider(SdkProvider):
             fingerprint=None,
             latency_s=progress.elapsed(),
             request_id=stream.response.headers.get("request-id"),
+            reasoning=acc.reasoning(),
         )

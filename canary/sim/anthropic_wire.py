@@ -28,6 +28,9 @@ ERROR_TYPES = {
 }
 # The SDK maps (429, error.details.error_code) to EnforcedSpendLimitReachedError, a RateLimitError subclass.
 QUOTA_CODE = "enforced_spend_limit_reached"
+THINKING_TEXT = "Let me work out what is being asked before I answer."
+MIN_BUDGET = 1024
+REASONING_TYPES = ("thinking", "redacted_thinking")
 
 
 def frame(event: str, data: dict[str, Any]) -> bytes:
@@ -47,6 +50,7 @@ class AnthropicWire:
         max_tokens = as_int(body.get("max_tokens"))
         if max_tokens is None or max_tokens < 1:
             raise WireError(400, "max_tokens: Field required (an integer >= 1)")
+        thinking = _thinking_enabled(body.get("thinking"), max_tokens)
         chars = text_len(body.get("system"))
         first: str | None = None
         turns = 0
@@ -55,6 +59,8 @@ class AnthropicWire:
             if not isinstance(message, dict):
                 raise WireError(400, f"messages.{index}: Input should be a valid dictionary")
             content = message.get("content")
+            if thinking and message.get("role") == "assistant":
+                _check_thinking_kept(index, content)
             chars += _content_chars(content)
             text = block_text(content)
             is_user = message.get("role") == "user"
@@ -72,6 +78,7 @@ class AnthropicWire:
             stream=body.get("stream") is True,
             max_tokens=max_tokens,
             tool_names=_tool_names(body.get("tools")),
+            thinking=thinking,
         )
 
     def error(self, status: int, message: str) -> dict[str, Any]:
@@ -94,6 +101,8 @@ class AnthropicWire:
             content = [{"type": "tool_use", "id": new_id("toolu_sim_"), "name": reply.call_name, "input": tool_input}]
         else:
             content = [{"type": "text", "text": reply.text}]
+        if req.thinking:
+            content.insert(0, {"type": "thinking", "thinking": THINKING_TEXT, "signature": new_id("sig-")})
         return {
             **_message_head(req, eff, reply.input_tokens, reply.output_tokens),
             "content": content,
@@ -104,27 +113,76 @@ class AnthropicWire:
         start = {**_message_head(req, eff, reply.input_tokens, 1), "content": [], "stop_reason": None}
         out = [frame("message_start", {"type": "message_start", "message": start})]
         out.append(frame("ping", {"type": "ping"}))
+        index = 0
+        if req.thinking:
+            out.extend(_thinking_frames(index))
+            index += 1
         if reply.call_name is not None:
             block: dict[str, Any] = {"type": "tool_use", "id": new_id("toolu_sim_"), "name": reply.call_name, "input": {}}
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(reply.raw_arguments or "", 4, 8)]
         else:
             block = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": p} for p in pieces(reply.text, 8, 24)]
-        out.append(frame("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}))
+        out.append(frame("content_block_start", {"type": "content_block_start", "index": index, "content_block": block}))
         for delta in deltas:
-            out.append(frame("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+            out.append(frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
             if broken:
                 break
         if broken:
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
             out.append(frame("error", error))
             return out
-        out.append(frame("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        out.append(frame("content_block_stop", {"type": "content_block_stop", "index": index}))
         stop = {"stop_reason": STOP_REASONS[reply.stop], "stop_sequence": None}
         usage = {"output_tokens": reply.output_tokens}
         out.append(frame("message_delta", {"type": "message_delta", "delta": stop, "usage": usage}))
         out.append(frame("message_stop", {"type": "message_stop"}))
         return out
+
+
+def _thinking_frames(index: int) -> list[bytes]:
+    """A thinking block as the API streams it: empty start, text deltas, the signature last."""
+    block = {"type": "thinking", "thinking": "", "signature": ""}
+    deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces(THINKING_TEXT, 3, 8)]
+    deltas.append({"type": "signature_delta", "signature": new_id("sig-")})
+    out = [frame("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})]
+    for delta in deltas:
+        out.append(frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+    out.append(frame("content_block_stop", {"type": "content_block_stop", "index": index}))
+    return out
+
+
+def _thinking_enabled(config: Any, max_tokens: int) -> bool:
+    """`thinking: {type: enabled, budget_tokens: N}`, checked as the real API checks it."""
+    if not isinstance(config, dict) or config.get("type") != "enabled":
+        return False
+    budget = as_int(config.get("budget_tokens"))
+    if budget is None or budget < MIN_BUDGET:
+        raise WireError(400, f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_BUDGET}")
+    if max_tokens <= budget:
+        raise WireError(400, "`max_tokens` must be greater than `thinking.budget_tokens`")
+    return True
+
+
+def _check_thinking_kept(index: int, content: Any) -> None:
+    """With thinking on, an assistant turn that used a tool must still open with its thinking
+    block, signature intact: the mistake a client makes by dropping the blocks it cannot show."""
+    if not isinstance(content, list):
+        return
+    blocks = [b for b in content if isinstance(b, dict)]
+    if not any(b.get("type") == "tool_use" for b in blocks):
+        return
+    first = blocks[0].get("type") if blocks else None
+    if first not in REASONING_TYPES:
+        raise WireError(
+            400,
+            f"messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. "
+            "When `thinking` is enabled, a final `assistant` message must start with a thinking block: "
+            "thinking blocks must be preserved and passed back unchanged.",
+        )
+    for n, block in enumerate(blocks):
+        if block.get("type") == "thinking" and not (isinstance(block.get("signature"), str) and block["signature"]):
+            raise WireError(400, f"messages.{index}.content.{n}: Invalid `signature` in `thinking` block")
 
 
 def _message_head(req: SimRequest, eff: Effective, input_tokens: int, output_tokens: int) -> dict[str, Any]:

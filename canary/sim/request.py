@@ -16,6 +16,7 @@ class SimRequest:
     max_tokens: int | None
     tool_names: tuple[str, ...] = ()
     include_usage: bool = False  # OpenAI stream_options.include_usage
+    thinking: bool = False  # Anthropic extended thinking is on: replies open with a thinking block
 
 
 class WireError(Exception):

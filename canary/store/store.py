@@ -95,7 +95,8 @@ class Store:
         store = cls(engine, target)
         try:
             if check:
-                store._check_schema(migrate)
+                with store._first_open_lock():
+                    store._check_schema(migrate)
         except BaseException:
             engine.dispose()
             raise
@@ -108,25 +109,28 @@ class Store:
         if not _migrate.is_known(current):
             raise _migrate.ahead_error(str(current))
         if migrate if migrate is not None else self.target.dialect == "sqlite":
-            before, after = self._upgrade_once()
+            before, after = self.upgrade()
             # Another process may have upgraded between our check and our lock.
             self.migrated = (before, after) if before != after else None
             return
         raise _migrate.behind_error(current)
 
-    def _upgrade_once(self) -> tuple[str | None, str]:
-        """Upgrade, with concurrent first opens of one SQLite file queued on a file lock: the
-        migration (Alembic's import included) can outlast SQLite's busy timeout on a loaded
-        machine, and the waiter then finds the schema at head instead of failing as locked."""
+    @contextmanager
+    def _first_open_lock(self) -> Iterator[None]:
+        """Queue concurrent opens of one SQLite file while its schema is checked and, on a new
+        file, created: two first opens racing on a fresh database otherwise meet SQLite locks
+        that its busy timeout does not cover. The waiter then simply finds the schema at head."""
         path = self.target.path
         if self.target.dialect != "sqlite" or path is None:
-            return self.upgrade()
+            yield
+            return
         import fcntl
 
-        with open(path.with_name(path.name + ".migrate-lock"), "a", encoding="utf-8") as lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".open-lock"), "a", encoding="utf-8") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                return self.upgrade()
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
