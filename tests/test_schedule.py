@@ -6,11 +6,12 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import selectors
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import closing, suppress
 from datetime import UTC, datetime
@@ -278,28 +279,38 @@ class Daemon:
         self.proc = subprocess.Popen([sys.executable, "-c", DAEMON, str(config)], cwd=REPO, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.events: list[dict] = []
+        # A reader thread, not select() on the pipe: readline() buffers several lines at once, and
+        # select() then sees an empty pipe while the wanted line already sits in Python's buffer.
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
 
     def wait_for(self, event: str, deadline_s: float = 60) -> dict:
         # the deadline only keeps a broken daemon from hanging the suite; nothing asserts on time
         end = time.monotonic() + deadline_s
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
         while time.monotonic() < end:
-            if sel.select(timeout=end - time.monotonic()):
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                self.events.append(json.loads(line))
-                if self.events[-1]["event"] == event:
-                    return self.events[-1]
+            try:
+                line = self._lines.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.events.append(json.loads(line))
+            if self.events[-1]["event"] == event:
+                return self.events[-1]
         self.proc.kill()
         raise AssertionError(f"no {event}: {self.events} {self.proc.stderr.read()}")
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=60)
-        self.events += _json_lines(out)
-        return self.proc.returncode
+        code = self.proc.wait(timeout=60)
+        while (line := self._lines.get(timeout=10)) is not None:  # the reader ends at EOF
+            self.events.append(json.loads(line))
+        return code
 
 
 def test_daemon_runs_a_job_and_stops_on_sigterm(tmp_path) -> None:
