@@ -35,6 +35,25 @@ sim:
 """
 
 
+# A tool_call canary with a tool result fed back, answered correctly by the simulator.
+WEATHER_TOOL = """\
+id: weather
+kind: tool_call
+prompt: What's the weather in Paris?
+tools:
+  - name: get_weather
+    parameters: {type: object, properties: {city: {type: string}}, required: [city]}
+tool_results:
+  get_weather: {temp_c: 18}
+scorers:
+  - tool_call: {name: get_weather, args: {city: Paris}}
+  - contains: "18"
+sim:
+  call: {name: get_weather, arguments: {city: Paris}}
+  answer: It is 18 °C in Paris.
+"""
+
+
 def write_project(root: Path, config: str = SIM_CONFIG, canaries: dict[str, str] | None = None) -> Path:
     """Write canary.yaml and prompts/*.yaml under root; returns the config path."""
     root.mkdir(parents=True, exist_ok=True)

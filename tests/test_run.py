@@ -15,26 +15,10 @@ from canary.config.models import SimBehaviour, SimFault
 from canary.sim import SimScript, SimServer
 from canary.store import Store
 from tests.cli_helpers import config_with, remote_model, run_cli, script_the_sim
-from tests.projects import SIM_CONFIG, SINGLE, write_project
+from tests.projects import SIM_CONFIG, SINGLE, WEATHER_TOOL, write_project
 
 KEY = "sk-canary-test-5f1d2c9a7e"
 
-TOOL = """\
-id: weather
-kind: tool_call
-prompt: What's the weather in Paris?
-tools:
-  - name: get_weather
-    parameters: {type: object, properties: {city: {type: string}}, required: [city]}
-tool_results:
-  get_weather: {temp_c: 18}
-scorers:
-  - tool_call: {name: get_weather, args: {city: Paris}}
-  - contains: "18"
-sim:
-  call: {name: get_weather, arguments: {city: Paris}}
-  answer: It is 18 °C in Paris.
-"""
 
 MULTI = """\
 id: done-rule
@@ -225,7 +209,7 @@ def test_empty_200_is_a_quality_failure_not_an_outage(tmp_path, capsys, server, 
 def test_tool_call_with_invalid_json_arguments_fails(tmp_path, capsys, server, key, wire):
     behaviours = {"mbad": SimBehaviour(faults=[SimFault(kind="bad_tool_args")])}
     path = _project(tmp_path, server, behaviours, remote_model("m", "mbad", server, wire=wire),
-                    canaries={"tool.yaml": TOOL})
+                    canaries={"tool.yaml": WEATHER_TOOL})
     assert run_cli(capsys, "run", "--config", str(path)).code == 0
     [row] = _samples(tmp_path)
     assert row.outcome == "fail"
@@ -237,7 +221,7 @@ def test_tool_call_with_invalid_json_arguments_fails(tmp_path, capsys, server, k
 def test_tool_call_round_trip_passes(tmp_path, capsys, server, key):
     behaviours = {"mtool": SimBehaviour()}
     path = _project(tmp_path, server, behaviours, remote_model("m", "mtool", server, wire="openai"),
-                    canaries={"tool.yaml": TOOL})
+                    canaries={"tool.yaml": WEATHER_TOOL})
     assert run_cli(capsys, "run", "--config", str(path)).code == 0
     assert server.stats() == {"mtool": 2}  # the call, then the answer after the tool result
     [row] = _samples(tmp_path)

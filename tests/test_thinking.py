@@ -16,27 +16,12 @@ from canary.sim import SimScript, SimServer
 from canary.sim.anthropic_wire import THINKING_TEXT
 from canary.store import Store
 from tests.cli_helpers import config_with, remote_model, run_cli, script_the_sim
-from tests.projects import write_project
+from tests.projects import WEATHER_TOOL, write_project
 from tests.sim_helpers import ANTHROPIC_TOOLS, FAKE_KEY, TOOL
 
 KEY = "sk-canary-test-thinking-7c3e"
 THINKING_PARAMS = "params: {thinking: {type: enabled, budget_tokens: 1024}, max_tokens: 2048}\n"
-TOOL_CANARY = """\
-id: weather
-kind: tool_call
-prompt: What's the weather in Paris?
-tools:
-  - name: get_weather
-    parameters: {type: object, properties: {city: {type: string}}, required: [city]}
-tool_results:
-  get_weather: {temp_c: 18}
-scorers:
-  - tool_call: {name: get_weather, args: {city: Paris}}
-  - contains: "18"
-sim:
-  call: {name: get_weather, arguments: {city: Paris}}
-  answer: It is 18 °C in Paris.
-"""
+TOOL_CANARY = WEATHER_TOOL
 
 
 @pytest.fixture(scope="module")
