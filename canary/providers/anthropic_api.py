@@ -157,9 +157,9 @@ class AnthropicProvider(SdkProvider):
         import anthropic
 
         # An explicit api_key switches off the SDK's environment, profile and federation lookups.
-        url = base_url or model.config.base_url or DEFAULT_BASE_URL
         super().__init__(
-            model, api_key, sdk=anthropic, client_class=anthropic.AsyncAnthropic, url=url, extra_headers=extra_headers
+            model, api_key, sdk=anthropic, client_class=anthropic.AsyncAnthropic, base_url=base_url, default_url=DEFAULT_BASE_URL,
+            extra_headers=extra_headers,
         )
         params = dict(model.params)
         params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)

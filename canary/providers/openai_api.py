@@ -114,9 +114,9 @@ class OpenAIProvider(SdkProvider):
     ) -> None:
         import openai
 
-        url = base_url or model.config.base_url or DEFAULT_BASE_URL
         super().__init__(
-            model, api_key, sdk=openai, client_class=openai.AsyncOpenAI, url=url, extra_headers=extra_headers
+            model, api_key, sdk=openai, client_class=openai.AsyncOpenAI, base_url=base_url, default_url=DEFAULT_BASE_URL,
+            extra_headers=extra_headers,
         )
         # The SDK fills these from OPENAI_ADMIN_KEY / OPENAI_ORG_ID / OPENAI_PROJECT_ID; only the
         # configured key is ours to use, and account ids must not travel to third-party gateways.

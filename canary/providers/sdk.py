@@ -41,13 +41,16 @@ class SdkProvider(ABC):
         *,
         sdk: ModuleType,
         client_class: Any,
-        url: str,
+        base_url: str | None,
+        default_url: str,
         extra_headers: dict[str, str] | None,
     ) -> None:
         check_params(model)
         self.model = model
         self._key = api_key or PLACEHOLDER_KEY
         self._sdk = sdk
+        # An override (the simulator's address) wins over the configured URL, then the vendor's.
+        url = base_url or model.config.base_url or default_url
         # One client per model: its pool is the model's concurrency. SDK retries are off so
         # that one attempt is one request; an explicit key switches off credential discovery.
         self._client = client_class(
