@@ -45,6 +45,15 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="module")
+def server():
+    """One unscripted simulator per test module; tests script it with `set_script`."""
+    from canary.sim import SimScript, SimServer
+
+    with SimServer(SimScript(behaviours={})).start() as running:
+        yield running
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """Run a store test on a real SQLite file and on the real PostgreSQL."""

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from canary.config.models import SimBehaviour
-from canary.sim import SimScript, SimServer
+from canary.sim import SimServer
 from canary.store import Store
 from tests.cli_helpers import config_with, remote_model, run_cli, script_the_sim
 from tests.projects import write_project
@@ -30,12 +30,6 @@ KEY = "sk-canary-fault-7c3e91d0b2"
 DAY = "2026-05-04"
 REPO = Path(__file__).resolve().parent.parent
 SLOTS = 60
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimServer]:
-    with SimServer(SimScript(behaviours={})).start() as srv:
-        yield srv
 
 
 @pytest.fixture

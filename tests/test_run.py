@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from canary.config.models import SimBehaviour, SimFault
-from canary.sim import SimScript, SimServer
+from canary.sim import SimServer
 from canary.store import Store
 from tests.cli_helpers import config_with, remote_model, run_cli, script_the_sim
 from tests.projects import SIM_CONFIG, SINGLE, WEATHER_TOOL, write_project
@@ -45,12 +44,6 @@ scorers:
 sim:
   answer: "こんにちは ✓ «bonjour» — naïve café 🙂"
 """
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimServer]:
-    with SimServer(SimScript(behaviours={})).start() as srv:
-        yield srv
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import anthropic
 import httpx
@@ -34,12 +34,6 @@ from canary.sim.script import rule_for
 BOTH = ["anthropic", "openai"]
 MODES = [(w, s) for w in BOTH for s in (False, True)]
 MODE_IDS = [f"{w}-{'stream' if s else 'plain'}" for w, s in MODES]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimServer]:
-    with SimServer(SimScript(behaviours={})) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ answers 400 when an assistant tool_use turn comes back without its thinking bloc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ from tests.sim_helpers import ANTHROPIC_TOOLS, FAKE_KEY, TOOL
 
 KEY = "sk-canary-test-thinking-7c3e"
 THINKING_PARAMS = "params: {thinking: {type: enabled, budget_tokens: 1024}, max_tokens: 2048}\n"
-TOOL_CANARY = WEATHER_TOOL
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[SimServer]:
-    with SimServer(SimScript(behaviours={})).start() as srv:
-        yield srv
 
 
 @pytest.fixture
@@ -41,7 +33,7 @@ def test_tool_call_with_thinking_passes_end_to_end(tmp_path: Path, capsys, serve
     path = write_project(
         tmp_path,
         config_with(remote_model("m", "mthink", server, extra=THINKING_PARAMS), stream=stream, attempts=1),
-        {"tool.yaml": TOOL_CANARY},
+        {"tool.yaml": WEATHER_TOOL},
     )
     script_the_sim(server, path, {"mthink": SimBehaviour()})
     result = run_cli(capsys, "run", "--config", str(path))
