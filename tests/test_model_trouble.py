@@ -1,0 +1,248 @@
+"""Issue 8 part 8: one model's problem is that model's problem.
+
+A missing key variable, a 401, a 404 model or an exhausted quota stops only that model: the
+other models run, the check runs, the exit code says what was wrong (78 / 69), and a `config`
+alert is notified through a real webhook receiver, shown by `check`, `alerts`, `status` and the
+report, and resolved (with one resolved notification) once the model answers again. Everything
+goes through the real CLI, the simulator over HTTP through the real SDKs, and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from canary.config.models import SimBehaviour, SimFault
+from canary.sim import SimServer
+from canary.store import Store
+from tests.cli_helpers import config_with, remote_model, run_cli, script_the_sim
+from tests.projects import write_project
+from tests.receivers import HttpReceiver
+
+KEY = "sk-canary-good-3b9e1f7d20"
+OTHER_KEY = "sk-canary-other-8a4c6e0f51"
+
+CANARIES = {
+    f"c{i}.yaml": f"id: c{i}\nprompt: 'Question {i}?'\nscorers: [{{contains: 'A{i}'}}]\nsim: {{answer: 'A{i}'}}\n"
+    for i in range(2)
+}
+SAMPLES = 2
+SLOTS = SAMPLES * len(CANARIES)  # per model
+
+
+def _project(tmp_path: Path, server: SimServer, receiver: HttpReceiver, models: str,
+             behaviours: dict[str, SimBehaviour]) -> Path:
+    config = config_with(models, samples=SAMPLES, concurrency=1, attempts=2) + textwrap.dedent(f"""\
+        alerts:
+          log: false
+          webhook: {{url: "{receiver.url('/hook')}"}}
+        """)
+    path = write_project(tmp_path, config, CANARIES)
+    script_the_sim(server, path, behaviours)
+    return path
+
+
+def _rows(tmp_path: Path):
+    with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
+        return store.samples()
+
+
+def _events(receiver: HttpReceiver) -> list[list[tuple[str, str, str, str]]]:
+    """What each webhook delivery said: (event, model, signal, summary) per event."""
+    return [[(e["event"], e["model_id"], e["signal"], e["summary"]) for e in r.json()["events"]]
+            for r in receiver.received()]
+
+
+def _json(capsys, *argv: str):
+    result = run_cli(capsys, *argv)
+    return result.code, json.loads(result.out)
+
+
+def _config_alerts(capsys, path: Path, *, show_all: bool = False) -> list[dict]:
+    code, rows = _json(capsys, "alerts", "--config", str(path), "--json", *(["--all"] if show_all else []))
+    assert code == 0
+    return [r for r in rows if r["signal"] == "config"]
+
+
+# --------------------------------------------------------------------------- (a) a missing key variable
+
+
+def test_missing_key_stops_only_its_model_and_alerts_until_the_variable_is_set(
+    tmp_path, capsys, server, monkeypatch, http_receiver
+):
+    monkeypatch.setenv("CANARY_TEST_KEY", KEY)
+    monkeypatch.delenv("CANARY_OPUS_KEY", raising=False)
+    models = (remote_model("good", "good-1", server)
+              + remote_model("opus-4.8", "opus-1", server, wire="openai", key_env="CANARY_OPUS_KEY"))
+    path = _project(tmp_path, server, http_receiver, models, {"good-1": SimBehaviour(), "opus-1": SimBehaviour()})
+    cfg = str(path)
+
+    first = run_cli(capsys, "run", "--config", cfg)
+    assert first.code == 78, first.err
+    assert server.stats() == {"good-1": SLOTS}  # the model without its key is never called
+    rows = _rows(tmp_path)
+    assert len(rows) == SLOTS and {(r.model_id, r.outcome) for r in rows} == {("good", "pass")}
+    assert f"model opus-4.8: environment variable CANARY_OPUS_KEY is not set ({SLOTS} samples skipped)" in first.err
+    assert "Traceback" not in first.err
+    summary = "opus-4.8 cannot be monitored: environment variable CANARY_OPUS_KEY is not set"
+    assert _events(http_receiver) == [[("firing", "opus-4.8", "config", summary)]]
+
+    # check, alerts, status and the report all show it; a second check does not notify again.
+    checked = run_cli(capsys, "check", "--config", cfg, "--json")
+    assert checked.code == 1
+    firing = json.loads(checked.out)["firing"]
+    assert [(a["model_id"], a["signal"], a["summary"]) for a in firing] == [("opus-4.8", "config", summary)]
+    plain = run_cli(capsys, "check", "--config", cfg)
+    assert plain.code == 1 and summary in plain.out
+    [alert] = _config_alerts(capsys, path)
+    assert (alert["model_id"], alert["state"], alert["summary"], alert["notify_count"]) == (
+        "opus-4.8", "firing", summary, 1)
+    code, status = _json(capsys, "status", "--config", cfg, "--json")
+    assert code == 0 and status["alerts_firing"] == 1
+    assert [(a["model"], a["signal"], a["summary"]) for a in status["alerts"]] == [("opus-4.8", "config", summary)]
+    assert [(u["model"], u["state"], u["skipped"]) for u in status["unmonitored"]] == [("opus-4.8", "setup", SLOTS)]
+    shown = run_cli(capsys, "status", "--config", cfg)
+    assert "opus-4.8 setup" in shown.out and "CANARY_OPUS_KEY is not set" in shown.out
+    assert run_cli(capsys, "report", "--config", cfg, "--out", str(tmp_path / "site")).code == 0
+    assert summary in (tmp_path / "site" / "alerts.html").read_text(encoding="utf-8")
+    assert len(http_receiver.received()) == 1
+
+    # Set the variable: the next run calls only the missing model, and the alert resolves once.
+    monkeypatch.setenv("CANARY_OPUS_KEY", OTHER_KEY)
+    second = run_cli(capsys, "run", "--config", cfg)
+    assert second.code == 0, second.err
+    assert server.stats() == {"good-1": SLOTS, "opus-1": SLOTS}
+    assert len(_rows(tmp_path)) == 2 * SLOTS
+    deliveries = _events(http_receiver)
+    assert len(deliveries) == 2
+    assert [(e, m, s) for e, m, s, _ in deliveries[1]] == [("resolved", "opus-4.8", "config")]
+    assert not _config_alerts(capsys, path)
+    [resolved] = _config_alerts(capsys, path, show_all=True)
+    assert resolved["state"] == "resolved" and resolved["id"] == alert["id"]
+    code, status = _json(capsys, "status", "--config", cfg, "--json")
+    assert status["alerts_firing"] == 0 and status["unmonitored"] == []
+
+    assert "nothing to run" in run_cli(capsys, "run", "--config", cfg).out
+    assert run_cli(capsys, "check", "--config", cfg).code == 0
+    assert len(http_receiver.received()) == 2  # resolved is notified once, never again
+
+
+def test_every_model_without_its_key_still_records_and_alerts(tmp_path, capsys, server, monkeypatch, http_receiver):
+    """Nothing can run at all: no run row (the dead man's switch must not think a run completed),
+    but the alert fires and the exit code says why."""
+    monkeypatch.delenv("CANARY_TEST_KEY", raising=False)
+    path = _project(tmp_path, server, http_receiver, remote_model("lonely", "lonely-1", server),
+                    {"lonely-1": SimBehaviour()})
+    result = run_cli(capsys, "run", "--config", str(path))
+    assert result.code == 78
+    assert "nothing to run" not in result.out
+    assert server.stats() == {}
+    assert _rows(tmp_path) == []
+    with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
+        assert store.last_run() is None
+    [[event]] = _events(http_receiver)
+    assert event[:3] == ("firing", "lonely", "config") and "CANARY_TEST_KEY is not set" in event[3]
+
+
+def test_validate_still_names_every_missing_key_variable(tmp_path, capsys, server, monkeypatch, http_receiver):
+    monkeypatch.delenv("CANARY_TEST_KEY", raising=False)
+    monkeypatch.delenv("CANARY_OPUS_KEY", raising=False)
+    models = (remote_model("a", "a-1", server)
+              + remote_model("b", "b-1", server, wire="openai", key_env="CANARY_OPUS_KEY"))
+    path = _project(tmp_path, server, http_receiver, models, {})
+    result = run_cli(capsys, "validate", "--config", str(path))
+    assert result.code == 78
+    assert len(result.err.strip().splitlines()) == 1
+    assert "CANARY_TEST_KEY is not set" in result.err and "also CANARY_OPUS_KEY (model `b`)" in result.err
+
+
+# --------------------------------------------------------------------------- (b) 401, (c) 404 and quota
+
+
+@pytest.mark.parametrize(
+    ("wire_model", "fault", "expected"),
+    [
+        ("m401", SimFault(kind="status", status=401), "HTTP 401"),
+        ("m403", SimFault(kind="status", status=403), "HTTP 403"),
+        ("no-such-model", None, "HTTP 404"),  # a model name the service does not know
+        ("mquota", SimFault(kind="quota"), "quota"),
+    ],
+)
+def test_a_refused_model_stops_only_itself(tmp_path, capsys, server, monkeypatch, http_receiver, wire_model,
+                                           fault, expected):
+    monkeypatch.setenv("CANARY_TEST_KEY", KEY)
+    behaviours = {"good-1": SimBehaviour()}
+    if fault is not None:
+        behaviours[wire_model] = SimBehaviour(faults=[fault])
+    models = remote_model("good", "good-1", server) + remote_model("gpt-5", wire_model, server, wire="openai")
+    path = _project(tmp_path, server, http_receiver, models, behaviours)
+
+    result = run_cli(capsys, "run", "--config", str(path))
+    assert result.code == 69, result.err
+    assert server.stats() == {"good-1": SLOTS, wire_model: 1}  # one request, the model's other slots skipped
+    rows = _rows(tmp_path)
+    assert sorted((r.model_id, r.outcome) for r in rows) == [("good", "pass")] * SLOTS + [("gpt-5", "error")]
+    assert f"({SLOTS - 1} samples skipped)" in result.err
+    [[(event, model, signal, summary)]] = _events(http_receiver)
+    assert (event, model, signal) == ("firing", "gpt-5", "config")
+    assert summary.startswith("gpt-5 cannot be monitored: ") and expected in summary
+    checked = run_cli(capsys, "check", "--config", str(path), "--json")
+    assert checked.code == 1
+    assert [a["summary"] for a in json.loads(checked.out)["firing"]] == [summary]
+    code, status = _json(capsys, "status", "--config", str(path), "--json")
+    assert [(u["model"], u["state"]) for u in status["unmonitored"]] == [("gpt-5", "rejected")]
+    assert len(http_receiver.received()) == 1
+
+
+def test_a_refused_model_resolves_when_the_service_accepts_it_again(tmp_path, capsys, server, monkeypatch,
+                                                                    http_receiver):
+    monkeypatch.setenv("CANARY_TEST_KEY", KEY)
+    models = remote_model("good", "good-1", server) + remote_model("gpt-5", "m401", server, wire="openai")
+    path = _project(tmp_path, server, http_receiver, models, {
+        "good-1": SimBehaviour(), "m401": SimBehaviour(faults=[SimFault(kind="status", status=401)]),
+    })
+    assert run_cli(capsys, "run", "--config", str(path)).code == 69
+    script_the_sim(server, path, {"good-1": SimBehaviour(), "m401": SimBehaviour()})  # the key was fixed
+    again = run_cli(capsys, "run", "--config", str(path))
+    assert again.code == 0, again.err
+    assert server.stats() == {"m401": SLOTS}  # the error slot and the skipped ones, nothing of `good`
+    assert sorted({(r.model_id, r.outcome) for r in _rows(tmp_path)}) == [("good", "pass"), ("gpt-5", "pass")]
+    deliveries = _events(http_receiver)
+    assert [[(e, m, s) for e, m, s, _ in d] for d in deliveries] == [
+        [("firing", "gpt-5", "config")], [("resolved", "gpt-5", "config")]]
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_config_alert_never_carries_a_key(tmp_path, capsys, server, monkeypatch, http_receiver):
+    """The OpenAI wire echoes part of a refused key in its 401 message, and the other model's key
+    is set: neither value may reach the alert, its notification, any command's output, the
+    report or the database."""
+    monkeypatch.setenv("CANARY_TEST_KEY", KEY)
+    monkeypatch.setenv("CANARY_OPUS_KEY", OTHER_KEY)
+    models = (remote_model("gpt-5", "m401", server, wire="openai")
+              + remote_model("opus-4.8", "opus-1", server, key_env="CANARY_OPUS_KEY")
+              + remote_model("nokey", "nokey-1", server, key_env="CANARY_UNSET_KEY"))
+    monkeypatch.delenv("CANARY_UNSET_KEY", raising=False)
+    path = _project(tmp_path, server, http_receiver, models, {
+        "m401": SimBehaviour(faults=[SimFault(kind="status", status=401)]), "opus-1": SimBehaviour(),
+    })
+    cfg = str(path)
+    outputs = [run_cli(capsys, "run", "--config", cfg)]
+    assert outputs[0].code == 78
+    for argv in (("check", "--json"), ("check",), ("alerts", "--json"), ("alerts", "--all"), ("status", "--json"),
+                 ("status",), ("run", "--json")):
+        outputs.append(run_cli(capsys, argv[0], "--config", cfg, *argv[1:]))
+    assert run_cli(capsys, "report", "--config", cfg, "--out", str(tmp_path / "site")).code == 0
+    text = "".join(o.out + o.err for o in outputs)
+    text += "".join(r.body.decode("utf-8") for r in http_receiver.received())
+    text += "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "site").rglob("*.html"))
+    with sqlite3.connect(tmp_path / "canary.db") as conn:
+        text += "\n".join(conn.iterdump())
+    assert "cannot be monitored" in text and "CANARY_UNSET_KEY" in text  # the sweep looks at the right things
+    for secret in (KEY, OTHER_KEY, KEY[-8:], OTHER_KEY[-8:]):
+        assert secret not in text
