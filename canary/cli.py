@@ -337,8 +337,8 @@ def schedule(config_path, once, print_systemd, print_cron, user) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path, as_json) -> None:
     """Is the canary itself healthy? Last run, runs stuck in `running` (crashed?), the next
-    scheduled run, firing alerts, queued notifications, schema revision, database size and
-    sample counts. Reads only; works on a store whose schema is behind (and says so)."""
+    scheduled run, firing alerts, models that cannot be monitored (key variable unset, refused
+    by the service), queued notifications, schema revision, database size and sample counts. Reads only; works on a store whose schema is behind (and says so)."""
     from canary.status import print_status
 
     click.echo(print_status(_load(config_path), as_json=as_json))

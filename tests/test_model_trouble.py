@@ -33,12 +33,17 @@ SAMPLES = 2
 SLOTS = SAMPLES * len(CANARIES)  # per model
 
 
-def _project(tmp_path: Path, server: SimServer, receiver: HttpReceiver, models: str,
-             behaviours: dict[str, SimBehaviour]) -> Path:
+def _project(
+    tmp_path: Path,
+    server: SimServer,
+    receiver: HttpReceiver,
+    models: str,
+    behaviours: dict[str, SimBehaviour],
+) -> Path:
     config = config_with(models, samples=SAMPLES, concurrency=1, attempts=2) + textwrap.dedent(f"""\
         alerts:
           log: false
-          webhook: {{url: "{receiver.url('/hook')}"}}
+          webhook: {{url: "{receiver.url("/hook")}"}}
         """)
     path = write_project(tmp_path, config, CANARIES)
     script_the_sim(server, path, behaviours)
@@ -52,8 +57,10 @@ def _rows(tmp_path: Path):
 
 def _events(receiver: HttpReceiver) -> list[list[tuple[str, str, str, str]]]:
     """What each webhook delivery said: (event, model, signal, summary) per event."""
-    return [[(e["event"], e["model_id"], e["signal"], e["summary"]) for e in r.json()["events"]]
-            for r in receiver.received()]
+    return [
+        [(e["event"], e["model_id"], e["signal"], e["summary"]) for e in r.json()["events"]]
+        for r in receiver.received()
+    ]
 
 
 def _json(capsys, *argv: str):
@@ -75,9 +82,12 @@ def test_missing_key_stops_only_its_model_and_alerts_until_the_variable_is_set(
 ):
     monkeypatch.setenv("CANARY_TEST_KEY", KEY)
     monkeypatch.delenv("CANARY_OPUS_KEY", raising=False)
-    models = (remote_model("good", "good-1", server)
-              + remote_model("opus-4.8", "opus-1", server, wire="openai", key_env="CANARY_OPUS_KEY"))
-    path = _project(tmp_path, server, http_receiver, models, {"good-1": SimBehaviour(), "opus-1": SimBehaviour()})
+    models = remote_model("good", "good-1", server) + remote_model(
+        "opus-4.8", "opus-1", server, wire="openai", key_env="CANARY_OPUS_KEY"
+    )
+    path = _project(
+        tmp_path, server, http_receiver, models, {"good-1": SimBehaviour(), "opus-1": SimBehaviour()}
+    )
     cfg = str(path)
 
     first = run_cli(capsys, "run", "--config", cfg)
@@ -85,7 +95,10 @@ def test_missing_key_stops_only_its_model_and_alerts_until_the_variable_is_set(
     assert server.stats() == {"good-1": SLOTS}  # the model without its key is never called
     rows = _rows(tmp_path)
     assert len(rows) == SLOTS and {(r.model_id, r.outcome) for r in rows} == {("good", "pass")}
-    assert f"model opus-4.8: environment variable CANARY_OPUS_KEY is not set ({SLOTS} samples skipped)" in first.err
+    assert (
+        f"model opus-4.8: environment variable CANARY_OPUS_KEY is not set ({SLOTS} samples skipped)"
+        in first.err
+    )
     assert "Traceback" not in first.err
     summary = "opus-4.8 cannot be monitored: environment variable CANARY_OPUS_KEY is not set"
     assert _events(http_receiver) == [[("firing", "opus-4.8", "config", summary)]]
@@ -99,11 +112,19 @@ def test_missing_key_stops_only_its_model_and_alerts_until_the_variable_is_set(
     assert plain.code == 1 and summary in plain.out
     [alert] = _config_alerts(capsys, path)
     assert (alert["model_id"], alert["state"], alert["summary"], alert["notify_count"]) == (
-        "opus-4.8", "firing", summary, 1)
+        "opus-4.8",
+        "firing",
+        summary,
+        1,
+    )
     code, status = _json(capsys, "status", "--config", cfg, "--json")
     assert code == 0 and status["alerts_firing"] == 1
-    assert [(a["model"], a["signal"], a["summary"]) for a in status["alerts"]] == [("opus-4.8", "config", summary)]
-    assert [(u["model"], u["state"], u["skipped"]) for u in status["unmonitored"]] == [("opus-4.8", "setup", SLOTS)]
+    assert [(a["model"], a["signal"], a["summary"]) for a in status["alerts"]] == [
+        ("opus-4.8", "config", summary)
+    ]
+    assert [(u["model"], u["state"], u["skipped"]) for u in status["unmonitored"]] == [
+        ("opus-4.8", "setup", SLOTS)
+    ]
     shown = run_cli(capsys, "status", "--config", cfg)
     assert "opus-4.8 setup" in shown.out and "CANARY_OPUS_KEY is not set" in shown.out
     assert run_cli(capsys, "report", "--config", cfg, "--out", str(tmp_path / "site")).code == 0
@@ -130,12 +151,19 @@ def test_missing_key_stops_only_its_model_and_alerts_until_the_variable_is_set(
     assert len(http_receiver.received()) == 2  # resolved is notified once, never again
 
 
-def test_every_model_without_its_key_still_records_and_alerts(tmp_path, capsys, server, monkeypatch, http_receiver):
+def test_every_model_without_its_key_still_records_and_alerts(
+    tmp_path, capsys, server, monkeypatch, http_receiver
+):
     """Nothing can run at all: no run row (the dead man's switch must not think a run completed),
     but the alert fires and the exit code says why."""
     monkeypatch.delenv("CANARY_TEST_KEY", raising=False)
-    path = _project(tmp_path, server, http_receiver, remote_model("lonely", "lonely-1", server),
-                    {"lonely-1": SimBehaviour()})
+    path = _project(
+        tmp_path,
+        server,
+        http_receiver,
+        remote_model("lonely", "lonely-1", server),
+        {"lonely-1": SimBehaviour()},
+    )
     result = run_cli(capsys, "run", "--config", str(path))
     assert result.code == 78
     assert "nothing to run" not in result.out
@@ -147,11 +175,14 @@ def test_every_model_without_its_key_still_records_and_alerts(tmp_path, capsys, 
     assert event[:3] == ("firing", "lonely", "config") and "CANARY_TEST_KEY is not set" in event[3]
 
 
-def test_validate_still_names_every_missing_key_variable(tmp_path, capsys, server, monkeypatch, http_receiver):
+def test_validate_still_names_every_missing_key_variable(
+    tmp_path, capsys, server, monkeypatch, http_receiver
+):
     monkeypatch.delenv("CANARY_TEST_KEY", raising=False)
     monkeypatch.delenv("CANARY_OPUS_KEY", raising=False)
-    models = (remote_model("a", "a-1", server)
-              + remote_model("b", "b-1", server, wire="openai", key_env="CANARY_OPUS_KEY"))
+    models = remote_model("a", "a-1", server) + remote_model(
+        "b", "b-1", server, wire="openai", key_env="CANARY_OPUS_KEY"
+    )
     path = _project(tmp_path, server, http_receiver, models, {})
     result = run_cli(capsys, "validate", "--config", str(path))
     assert result.code == 78
@@ -171,8 +202,9 @@ def test_validate_still_names_every_missing_key_variable(tmp_path, capsys, serve
         ("mquota", SimFault(kind="quota"), "quota"),
     ],
 )
-def test_a_refused_model_stops_only_itself(tmp_path, capsys, server, monkeypatch, http_receiver, wire_model,
-                                           fault, expected):
+def test_a_refused_model_stops_only_itself(
+    tmp_path, capsys, server, monkeypatch, http_receiver, wire_model, fault, expected
+):
     monkeypatch.setenv("CANARY_TEST_KEY", KEY)
     behaviours = {"good-1": SimBehaviour()}
     if fault is not None:
@@ -197,13 +229,21 @@ def test_a_refused_model_stops_only_itself(tmp_path, capsys, server, monkeypatch
     assert len(http_receiver.received()) == 1
 
 
-def test_a_refused_model_resolves_when_the_service_accepts_it_again(tmp_path, capsys, server, monkeypatch,
-                                                                    http_receiver):
+def test_a_refused_model_resolves_when_the_service_accepts_it_again(
+    tmp_path, capsys, server, monkeypatch, http_receiver
+):
     monkeypatch.setenv("CANARY_TEST_KEY", KEY)
     models = remote_model("good", "good-1", server) + remote_model("gpt-5", "m401", server, wire="openai")
-    path = _project(tmp_path, server, http_receiver, models, {
-        "good-1": SimBehaviour(), "m401": SimBehaviour(faults=[SimFault(kind="status", status=401)]),
-    })
+    path = _project(
+        tmp_path,
+        server,
+        http_receiver,
+        models,
+        {
+            "good-1": SimBehaviour(),
+            "m401": SimBehaviour(faults=[SimFault(kind="status", status=401)]),
+        },
+    )
     assert run_cli(capsys, "run", "--config", str(path)).code == 69
     script_the_sim(server, path, {"good-1": SimBehaviour(), "m401": SimBehaviour()})  # the key was fixed
     again = run_cli(capsys, "run", "--config", str(path))
@@ -212,30 +252,60 @@ def test_a_refused_model_resolves_when_the_service_accepts_it_again(tmp_path, ca
     assert sorted({(r.model_id, r.outcome) for r in _rows(tmp_path)}) == [("good", "pass"), ("gpt-5", "pass")]
     deliveries = _events(http_receiver)
     assert [[(e, m, s) for e, m, s, _ in d] for d in deliveries] == [
-        [("firing", "gpt-5", "config")], [("resolved", "gpt-5", "config")]]
+        [("firing", "gpt-5", "config")],
+        [("resolved", "gpt-5", "config")],
+    ]
 
 
 # --------------------------------------------------------------------------- secrets
 
 
+GATEWAY_KEY = "gateway-token-q8w7e6r5t4"  # not shaped like a vendor key: only knowing it redacts it
+MASKED = "sk-canar****************7d20"
+
+
 def test_config_alert_never_carries_a_key(tmp_path, capsys, server, monkeypatch, http_receiver):
-    """The OpenAI wire echoes part of a refused key in its 401 message, and the other model's key
-    is set: neither value may reach the alert, its notification, any command's output, the
-    report or the database."""
+    """A gateway answers 401 quoting the key it was sent in full and a masked vendor key, another
+    model's key is set and a third model's variable is unset: no key, whole or masked, may reach
+    the alert, its notification, any command's output, the report or the database."""
     monkeypatch.setenv("CANARY_TEST_KEY", KEY)
-    monkeypatch.setenv("CANARY_OPUS_KEY", OTHER_KEY)
-    models = (remote_model("gpt-5", "m401", server, wire="openai")
-              + remote_model("opus-4.8", "opus-1", server, key_env="CANARY_OPUS_KEY")
-              + remote_model("nokey", "nokey-1", server, key_env="CANARY_UNSET_KEY"))
+    monkeypatch.setenv("CANARY_GATEWAY_KEY", GATEWAY_KEY)
     monkeypatch.delenv("CANARY_UNSET_KEY", raising=False)
-    path = _project(tmp_path, server, http_receiver, models, {
-        "m401": SimBehaviour(faults=[SimFault(kind="status", status=401)]), "opus-1": SimBehaviour(),
-    })
-    cfg = str(path)
-    outputs = [run_cli(capsys, "run", "--config", cfg)]
-    assert outputs[0].code == 78
-    for argv in (("check", "--json"), ("check",), ("alerts", "--json"), ("alerts", "--all"), ("status", "--json"),
-                 ("status",), ("run", "--json")):
+    refusal = {
+        "error": {
+            "message": f"Incorrect API key provided: {GATEWAY_KEY} (looks like {MASKED}).",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
+    with HttpReceiver() as gateway:
+        gateway.script((401, json.dumps(refusal).encode()))
+        models = textwrap.dedent(f"""\
+            - id: gpt-5
+              provider: openai_compatible
+              model: gpt-5
+              base_url: {gateway.url("/v1")}
+              api_key_env: CANARY_GATEWAY_KEY
+            """)
+        models += remote_model("opus-4.8", "opus-1", server) + remote_model(
+            "nokey", "nokey-1", server, key_env="CANARY_UNSET_KEY"
+        )
+        path = _project(tmp_path, server, http_receiver, models, {"opus-1": SimBehaviour()})
+        cfg = str(path)
+        outputs = [run_cli(capsys, "run", "--config", cfg)]
+        assert outputs[0].code == 78
+        assert len(gateway.received()) == 1
+        assert gateway.received()[0].headers["authorization"] == f"Bearer {GATEWAY_KEY}"  # it was really sent
+    for argv in (
+        ("check", "--json"),
+        ("check",),
+        ("alerts", "--json"),
+        ("alerts", "--all"),
+        ("status", "--json"),
+        ("status",),
+        ("results", "--json"),
+    ):
         outputs.append(run_cli(capsys, argv[0], "--config", cfg, *argv[1:]))
     assert run_cli(capsys, "report", "--config", cfg, "--out", str(tmp_path / "site")).code == 0
     text = "".join(o.out + o.err for o in outputs)
@@ -243,6 +313,32 @@ def test_config_alert_never_carries_a_key(tmp_path, capsys, server, monkeypatch,
     text += "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "site").rglob("*.html"))
     with sqlite3.connect(tmp_path / "canary.db") as conn:
         text += "\n".join(conn.iterdump())
-    assert "cannot be monitored" in text and "CANARY_UNSET_KEY" in text  # the sweep looks at the right things
-    for secret in (KEY, OTHER_KEY, KEY[-8:], OTHER_KEY[-8:]):
+    # The sweep looks at the right things: both alerts, the gateway's words, the variable's name.
+    assert "gpt-5 cannot be monitored: HTTP 401" in text and "Incorrect API key provided" in text
+    assert "nokey cannot be monitored: environment variable CANARY_UNSET_KEY is not set" in text
+    for secret in (KEY, GATEWAY_KEY, MASKED, "q8w7e6r5"):
         assert secret not in text
+
+
+def test_scheduled_job_runs_the_other_models_and_exits_78(
+    tmp_path, capsys, server, monkeypatch, http_receiver
+):
+    """`canary schedule --once` (the systemd oneshot) behaves as `canary run`: not a job failure."""
+    monkeypatch.setenv("CANARY_TEST_KEY", KEY)
+    monkeypatch.delenv("CANARY_OPUS_KEY", raising=False)
+    models = remote_model("good", "good-1", server) + remote_model(
+        "opus-4.8", "opus-1", server, key_env="CANARY_OPUS_KEY"
+    )
+    path = _project(
+        tmp_path, server, http_receiver, models, {"good-1": SimBehaviour(), "opus-1": SimBehaviour()}
+    )
+    with path.open("a", encoding="utf-8") as f:
+        f.write('schedule: {cron: "0 6 * * *", timezone: UTC}\n')
+    result = run_cli(capsys, "schedule", "--once", "--config", str(path))
+    assert result.code == 78
+    assert server.stats() == {"good-1": SLOTS}
+    assert len(_rows(tmp_path)) == SLOTS
+    logged = [json.loads(line) for line in (result.out + result.err).splitlines() if line.startswith("{")]
+    assert any(e.get("event") == "model_trouble" and e.get("model") == "opus-4.8" for e in logged), logged
+    [[event]] = _events(http_receiver)
+    assert event[:3] == ("firing", "opus-4.8", "config")
