@@ -342,3 +342,59 @@ def test_scheduled_job_runs_the_other_models_and_exits_78(
     assert any(e.get("event") == "model_trouble" and e.get("model") == "opus-4.8" for e in logged), logged
     [[event]] = _events(http_receiver)
     assert event[:3] == ("firing", "opus-4.8", "config")
+
+
+def test_newest_status_per_model_on_both_dialects(store_url):
+    """The `config` signal reads each model's newest day up to the day judged, and on that day the
+    last row written: a later backfill of an older day never hides what a newer day found."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from canary.store.modelstatus import ModelStatus, latest, record
+
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
+    t0 = datetime(2026, 3, 2, 6, tzinfo=UTC)
+    with Store.open(store_url, migrate=True) as store:
+        assert latest(store, ["a", "b"], up_to=d2) == {}
+        record(
+            store,
+            [ModelStatus("a", "setup", "environment variable K is not set", 4)],
+            day=d1,
+            run_id=None,
+            at=t0,
+        )
+        record(
+            store,
+            [ModelStatus("a", "rejected", "HTTP 401", 3), ModelStatus("b", "ok")],
+            day=d2,
+            run_id=None,
+            at=t0 + timedelta(hours=1),
+        )
+        record(store, [ModelStatus("a", "ok")], day=d2, run_id=None, at=t0 + timedelta(hours=2))
+        record(
+            store, [ModelStatus("a", "setup", "backfill", 1)], day=d1, run_id=None, at=t0 + timedelta(hours=3)
+        )
+        now = latest(store, ["a", "b", "c"], up_to=d2)
+        assert {m: (r.state, r.day) for m, r in now.items()} == {"a": ("ok", d2), "b": ("ok", d2)}
+        then = latest(store, ["a", "b"], up_to=d1)
+        assert {m: (r.state, r.reason, r.skipped) for m, r in then.items()} == {"a": ("setup", "backfill", 1)}
+        with pytest.raises(ValueError, match="model state must be one of"):
+            record(store, [ModelStatus("a", "broken")], day=d2, run_id=None, at=t0)
+
+
+def test_some_refused_requests_make_a_partly_monitored_alert(
+    tmp_path, capsys, server, monkeypatch, http_receiver
+):
+    """A 400 on one request is not the whole model: the other slots run, and the alert says the
+    model is only partly monitored until a run gets every answer."""
+    monkeypatch.setenv("CANARY_TEST_KEY", KEY)
+    behaviours = {"m400": SimBehaviour(faults=[SimFault(kind="status", status=400, times=1)])}
+    path = _project(tmp_path, server, http_receiver, remote_model("gpt-5", "m400", server), behaviours)
+    assert run_cli(capsys, "run", "--config", str(path)).code == 69
+    assert server.stats() == {"m400": SLOTS}
+    assert sorted(r.outcome for r in _rows(tmp_path)) == ["error"] + ["pass"] * (SLOTS - 1)
+    [[(event, model, signal, summary)]] = _events(http_receiver)
+    assert (event, model, signal) == ("firing", "gpt-5", "config")
+    assert summary.startswith("gpt-5 is only partly monitored: HTTP 400")
+    assert run_cli(capsys, "run", "--config", str(path)).code == 0  # the error slot is run again
+    assert server.stats() == {"m400": SLOTS + 1}
+    assert [[e for e, *_ in d] for d in _events(http_receiver)] == [["firing"], ["resolved"]]
