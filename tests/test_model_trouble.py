@@ -173,6 +173,16 @@ def test_every_model_without_its_key_still_records_and_alerts(
         assert store.last_run() is None
     [[event]] = _events(http_receiver)
     assert event[:3] == ("firing", "lonely", "config") and "CANARY_TEST_KEY is not set" in event[3]
+    again = run_cli(capsys, "run", "--config", str(path), "--json")
+    assert again.code == 78
+    assert json.loads(again.out)["trouble"] == {
+        "lonely": {
+            "message": "environment variable CANARY_TEST_KEY is not set",
+            "state": "setup",
+            "skipped": SLOTS,
+        }
+    }
+    assert len(http_receiver.received()) == 1  # still firing: not notified again
 
 
 def test_validate_still_names_every_missing_key_variable(
