@@ -338,7 +338,8 @@ def schedule(config_path, once, print_systemd, print_cron, user) -> None:
 def status(config_path, as_json) -> None:
     """Is the canary itself healthy? Last run, runs stuck in `running` (crashed?), the next
     scheduled run, firing alerts, models that cannot be monitored (key variable unset, refused
-    by the service), queued notifications, schema revision, database size and sample counts. Reads only; works on a store whose schema is behind (and says so)."""
+    by the service), queued notifications, schema revision, database size and sample counts.
+    Reads only; works on a store whose schema is behind (and says so)."""
     from canary.status import print_status
 
     click.echo(print_status(_load(config_path), as_json=as_json))

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from canary.config.load import Project, key_location, missing_key_vars
+from canary.config.models import ModelConfig
 from canary.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, CanaryError
 from canary.plan import Probe, Selection, Shard, plan, select
 from canary.runner import ModelTrouble, RunStats, run_probes
+
+if TYPE_CHECKING:
+    from canary.store import Store
 
 SIM_DAY_HEADER = "x-canary-sim-day"
 
@@ -151,7 +156,9 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
         return report
 
 
-def _without_keys(project: Project, probes: list[Probe], missing) -> tuple[list[Probe], dict[str, ModelTrouble]]:
+def _without_keys(
+    project: Project, probes: list[Probe], missing: Mapping[str, tuple[ModelConfig, str]]
+) -> tuple[list[Probe], dict[str, ModelTrouble]]:
     """Take out the probes of models whose key variable is unset: those models are not called
     at all, and each gets a setup trouble naming the variable (never a value)."""
     trouble: dict[str, ModelTrouble] = {}
@@ -171,7 +178,7 @@ def _without_keys(project: Project, probes: list[Probe], missing) -> tuple[list[
     return kept, trouble
 
 
-def _record_status(store, report: RunReport, *, run_models: set[str]) -> None:
+def _record_status(store: Store, report: RunReport, *, run_models: set[str]) -> None:
     """One status row per model this run was meant to call: what the `config` alert reads."""
     from canary.store.modelstatus import ModelStatus, record
 
