@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from canary.alerts.config_signal import config_findings
 from canary.alerts.findings import Finding
 from canary.alerts.lifecycle import Watched, apply, still_firing
 from canary.alerts.message import AlertEvent, message_to_json
@@ -19,7 +20,7 @@ from canary.alerts.outbox import DeliveryReport, deliver_pending, group
 from canary.alerts.signals import ModelDay, model_findings, stale
 from canary.config.load import Project
 from canary.store import alerting as db
-from canary.store import series
+from canary.store import modelstatus, series
 from canary.store.store import Store
 
 HISTORY_DAYS = 120  # days of daily counts the detectors see
@@ -66,6 +67,7 @@ def findings_for(project: Project, store: Store, day: date, now: datetime) -> li
             latencies=lat.get(model.id, {}), served=served.get(model.id, {}),
         )
         out += model_findings(md, cfg.detect, cfg.signals, history)
+    out += config_findings(models, modelstatus.latest(store, ids, up_to=day))
     out.append(stale(series.last_completed_run(store, up_to=day), now, cfg.signals))
     return out
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from canary import __version__
-from canary.errors import EXIT_CONFIG, EXIT_FIRING, EXIT_SOFTWARE, EXIT_UNAVAILABLE, CanaryError
+from canary.errors import EXIT_CONFIG, EXIT_FIRING, EXIT_SOFTWARE, CanaryError
 
 CONTEXT = {"auto_envvar_prefix": "CANARY", "help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -77,7 +77,8 @@ def validate(config_path: str | None) -> None:
     """Check canary.yaml and every canary file without calling any model.
 
     Exit 65 for a malformed file, 78 for duplicate ids, an unknown scorer or a missing
-    API key variable."""
+    API key variable (all missing variables are named; `canary run` would still run the
+    models that have their key)."""
     from canary.config.load import check_keys
 
     project = _load(config_path)
@@ -115,8 +116,11 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
 
     Only slots missing for the day are run (a second run the same day fills gaps);
     --force re-runs them. Then checks the day (as `canary check`) unless --no-check.
-    Exit 0 when every model answered and nothing fires, 1 when an alert fires, 69 when a
-    model rejected the requests (bad key, unknown model name, quota), 70 when a scorer crashed,
+    A model that cannot be used (its API key variable unset, or the service refuses it: bad
+    key, unknown model name, quota) stops only itself: the other models run, the check runs,
+    and a `config` alert says which model cannot be monitored and why.
+    Exit 0 when every model answered and nothing fires, 1 when an alert fires, 78 when a
+    model's API key variable is unset, 69 when a model was rejected, 70 when a scorer crashed,
     75 when another run holds the database (use --wait)."""
     from canary.pipeline import RunOptions
     from canary.pipeline import run as run_pipeline
@@ -137,22 +141,24 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
         click.echo(json.dumps({
             "run_id": report.run_id, "day": report.day.isoformat(), "planned": report.planned,
             "models": [s.as_dict() for s in summaries],
-            "trouble": {k: {"message": v.message, "skipped": v.skipped} for k, v in report.trouble.items()},
+            "trouble": {k: {"message": v.message, "state": v.state, "skipped": v.skipped}
+                        for k, v in report.trouble.items()},
         }, indent=2))
-    elif report.planned == 0:
+    elif report.planned == 0 and not report.trouble:
         click.echo(f"nothing to run: all {report.already} slots for {report.day} are recorded (--force re-runs them)")
-    else:
+    elif report.planned:
         from canary.ui import console
 
         console().print(render_table(summaries, f"run {report.run_id} · {report.day} · {report.planned} samples"))
     for model_id, trouble in sorted(report.trouble.items()):
         skipped = f" ({trouble.skipped} samples skipped)" if trouble.skipped else ""
-        click.echo(f"canary: model {model_id}: {trouble.message}{skipped}", err=True)
+        hint = f" ({trouble.hint})" if trouble.hint else ""
+        click.echo(f"canary: model {model_id}: {trouble.message}{skipped}{hint}", err=True)
     firing = False
     if not no_check:
         firing = _check_and_print(project, report.day, channels, as_json=False, quiet=as_json)
-    if report.trouble:
-        sys.exit(EXIT_UNAVAILABLE)
+    if report.trouble_exit_code is not None:
+        sys.exit(report.trouble_exit_code)
     if any(s.outcome == "harness_error" for s in report.stats.samples):
         click.echo("canary: a scorer crashed; see `canary results --last` (outcome harness_error)", err=True)
         sys.exit(EXIT_SOFTWARE)
@@ -331,8 +337,9 @@ def schedule(config_path, once, print_systemd, print_cron, user) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(config_path, as_json) -> None:
     """Is the canary itself healthy? Last run, runs stuck in `running` (crashed?), the next
-    scheduled run, firing alerts, queued notifications, schema revision, database size and
-    sample counts. Reads only; works on a store whose schema is behind (and says so)."""
+    scheduled run, firing alerts, models that cannot be monitored (key variable unset, refused
+    by the service), queued notifications, schema revision, database size and sample counts.
+    Reads only; works on a store whose schema is behind (and says so)."""
     from canary.status import print_status
 
     click.echo(print_status(_load(config_path), as_json=as_json))

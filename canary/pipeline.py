@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Collection, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from canary.config.load import Project, check_keys
-from canary.errors import CanaryError
+from canary.config.load import Project, key_location, missing_key_vars
+from canary.config.models import ModelConfig
+from canary.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, CanaryError
 from canary.plan import Probe, Selection, Shard, plan, select
 from canary.runner import ModelTrouble, RunStats, run_probes
+
+if TYPE_CHECKING:
+    from canary.store import Store
 
 SIM_DAY_HEADER = "x-canary-sim-day"
 
@@ -43,6 +49,14 @@ class RunReport:
     def trouble(self) -> dict[str, ModelTrouble]:
         return self.stats.trouble
 
+    @property
+    def trouble_exit_code(self) -> int | None:
+        """78 when a model could not be called (its key variable is unset), 69 when a service
+        refused one (bad key, unknown model, quota), None when every model answered."""
+        if any(t.setup for t in self.trouble.values()):
+            return EXIT_CONFIG
+        return EXIT_UNAVAILABLE if self.trouble else None
+
 
 def utc_today() -> date:
     return datetime.now(UTC).date()
@@ -57,12 +71,14 @@ def _start_sim(project: Project, selection: Selection, stack: ExitStack):
     return server
 
 
-def _build_providers(selection: Selection, day: date, sim_server) -> dict[str, object]:
+def _build_providers(selection: Selection, day: date, sim_server, skip: Collection[str] = ()) -> dict[str, object]:
     from canary.providers import build_provider
 
     providers: dict[str, object] = {}
     for model in selection.models:
         cfg = model.config
+        if cfg.id in skip:
+            continue
         if cfg.provider == "sim":
             base = sim_server.anthropic_base_url if cfg.wire == "anthropic" else sim_server.openai_base_url
             providers[cfg.id] = build_provider(
@@ -87,7 +103,8 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
     from canary.store.runlock import RunLock
 
     selection = select(project, model_ids=options.model_ids, canary_ids=options.canary_ids, tags=options.tags)
-    check_keys(project, [m.config for m in selection.models])
+    # A model whose key variable is unset is not called; the others run (see _without_keys).
+    missing = {m.id: (m, var) for m, var in missing_key_vars([m.config for m in selection.models])}
     day = options.as_of or utc_today()
     with ExitStack() as stack:
         if store is None:
@@ -99,8 +116,11 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
         stored = store.stored_outcomes(day, [m.config.id for m in selection.models])
         probes = plan(selection, day=day, stored=stored, samples=options.samples, force=options.force,
                       shard=options.shard)
+        probes, setup_trouble = _without_keys(project, probes, missing)
         report = RunReport(None, day, len(probes), len(stored))
+        report.stats.trouble.update(setup_trouble)
         if not probes:
+            _record_status(store, report, run_models=set())
             return report
         store.save_canaries(
             (c.id, c.hash, c.canary.kind, c.canary.model_dump_json(exclude={"sim"})) for c in selection.canaries
@@ -108,7 +128,7 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
         sim_server = None
         if any(m.config.provider == "sim" for m in selection.models):
             sim_server = _start_sim(project, selection, stack)
-        providers = _build_providers(selection, day, sim_server)
+        providers = _build_providers(selection, day, sim_server, skip=missing)
         run_id = store.start_run(day=day, model_ids=[m.config.id for m in selection.models], n_planned=len(probes))
         report.run_id = run_id
         writer = SampleWriter(store, run_id)
@@ -117,6 +137,7 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
         status = "interrupted"
         try:
             report.stats = asyncio.run(_run_all(probes, providers, project, writer, replace, progress))
+            report.stats.trouble.update(setup_trouble)
             status = "failed" if report.stats.stopped else "finished"
         finally:
             progress.close()
@@ -131,7 +152,42 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
             raise failure
         if report.stats.stopped is not None:
             raise report.stats.stopped
+        _record_status(store, report, run_models={p.model.config.id for p in probes})
         return report
+
+
+def _without_keys(
+    project: Project, probes: list[Probe], missing: Mapping[str, tuple[ModelConfig, str]]
+) -> tuple[list[Probe], dict[str, ModelTrouble]]:
+    """Take out the probes of models whose key variable is unset: those models are not called
+    at all, and each gets a setup trouble naming the variable (never a value)."""
+    trouble: dict[str, ModelTrouble] = {}
+    kept = []
+    for probe in probes:
+        model_id = probe.model.config.id
+        if model_id not in missing:
+            kept.append(probe)
+            continue
+        if model_id not in trouble:
+            model, var = missing[model_id]
+            trouble[model_id] = ModelTrouble(
+                f"environment variable {var} is not set", breaking=True, setup=True,
+                hint=f"{key_location(project, model)}: export {var}=... where canary runs",
+            )
+        trouble[model_id].skipped += 1
+    return kept, trouble
+
+
+def _record_status(store: Store, report: RunReport, *, run_models: set[str]) -> None:
+    """One status row per model this run was meant to call: what the `config` alert reads."""
+    from canary.store.modelstatus import ModelStatus, record
+
+    answered = {s.model_id for s in report.stats.samples}
+    statuses = [
+        ModelStatus(model_id, t.state, t.message, t.skipped) for model_id, t in sorted(report.trouble.items())
+    ]
+    statuses += [ModelStatus(m, "ok") for m in sorted(run_models & answered) if m not in report.trouble]
+    record(store, statuses, day=report.day, run_id=report.run_id, at=datetime.now(UTC))
 
 
 async def _run_all(probes: list[Probe], providers, project: Project, writer, replace, progress) -> RunStats:

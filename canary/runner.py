@@ -18,11 +18,19 @@ BREAKING_CODES = frozenset({"quota", "insufficient_quota", "authentication_error
 
 @dataclass
 class ModelTrouble:
-    """The first client/config error a model returned, and how many slots were skipped."""
+    """The first client/config error a model returned (or why it could not be called at all),
+    and how many slots were skipped."""
 
-    message: str
+    message: str  # never a secret: a variable name, or the provider's redacted error
     breaking: bool  # the model cannot work at all (bad key, unknown model, quota): skip the rest
     skipped: int = 0
+    setup: bool = False  # not called at all: our side is missing something (its API key variable)
+    hint: str = ""  # where to fix it, for the person reading the run's output
+
+    @property
+    def state(self) -> str:
+        """The model's state as the store records it (canary.store.modelstatus)."""
+        return "setup" if self.setup else ("rejected" if self.breaking else "partial")
 
 
 @dataclass

@@ -52,6 +52,17 @@ class AlertInfo:
 
 
 @dataclass(frozen=True)
+class UnmonitoredInfo:
+    """A model whose newest run could not use it (key variable unset, refused by the service)."""
+
+    model_id: str
+    state: str  # setup | rejected | partial (canary.store.modelstatus)
+    day: date
+    reason: str
+    skipped: int
+
+
+@dataclass(frozen=True)
 class Status:
     now: datetime
     store: str  # display URL, never with a password
@@ -66,6 +77,7 @@ class Status:
     notifications_queued: int
     samples_total: int
     samples_today: int
+    unmonitored: tuple[UnmonitoredInfo, ...] = ()
 
     @property
     def schema_ok(self) -> bool:
@@ -106,6 +118,7 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
 
     firing = alerting.list_alerts(store)
     queued = alerting.queued(store)
+    unmonitored = _unmonitored(project, store)
     return Status(
         now=now,
         store=store.display_url,
@@ -120,6 +133,18 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
         notifications_queued=len(queued),
         samples_total=int(total),
         samples_today=int(today),
+        unmonitored=unmonitored,
+    )
+
+
+def _unmonitored(project: Project, store: Store) -> tuple[UnmonitoredInfo, ...]:
+    """Models whose newest recorded run found them unusable: shown even before a check has run."""
+    from canary.store.modelstatus import latest
+
+    states = latest(store, [m.id for m in project.config.models], up_to=date.max)
+    return tuple(
+        UnmonitoredInfo(s.model_id, s.state, s.day, s.reason, s.skipped)
+        for m in project.config.models if (s := states.get(m.id)) is not None and not s.ok
     )
 
 
@@ -255,6 +280,11 @@ def render_status(status: Status) -> str:
         lines.append(("alerts", f"{len(status.open_alerts)} firing" if status.open_alerts else "none firing"))
         for a in status.open_alerts:
             lines.append(("", f"{a.model_id} {a.signal} ({a.scope}) since {a.opened_day}: {a.summary}"))
+        if status.unmonitored:
+            lines.append(("models", f"{len(status.unmonitored)} cannot be monitored"))
+            for u in status.unmonitored:
+                skipped = f", {u.skipped} samples skipped" if u.skipped else ""
+                lines.append(("", f"{u.model_id} {u.state} on {u.day}{skipped}: {u.reason}"))
         lines.append(("notifications", f"{status.notifications_queued} queued"))
         lines.append(("samples", f"{status.samples_total} total, {status.samples_today} today ({status.now.date()})"))
     width = max(len(topic) for topic, _ in lines)
@@ -293,6 +323,10 @@ def status_json(status: Status) -> dict[str, Any]:
             {"model": a.model_id, "scope": a.scope, "signal": a.signal, "opened_day": _iso(a.opened_day),
              "notify_count": a.notify_count, "summary": a.summary}
             for a in status.open_alerts
+        ],
+        "unmonitored": [
+            {"model": u.model_id, "state": u.state, "day": _iso(u.day), "reason": u.reason, "skipped": u.skipped}
+            for u in status.unmonitored
         ],
         "notifications_queued": status.notifications_queued,
         "samples": {"total": status.samples_total, "today": status.samples_today},

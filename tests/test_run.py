@@ -311,7 +311,11 @@ def test_secret_never_reaches_database_output_or_logs(tmp_path, capsys, server, 
     outputs = [run_cli(capsys, "run", "--config", str(path))]
     outputs.append(run_cli(capsys, "results", "--config", str(path), "--json"))
     outputs.append(run_cli(capsys, "results", "--config", str(path)))
+    # The refused model's `config` alert quotes the vendor's error: never the key (tests/test_model_trouble.py).
+    for argv in (("check", "--json"), ("alerts", "--json"), ("status", "--json")):
+        outputs.append(run_cli(capsys, argv[0], "--config", str(path), *argv[1:]))
     assert outputs[0].code == 69
+    assert "a cannot be monitored: HTTP 401" in outputs[-1].out
     text = "".join(o.out + o.err for o in outputs) + caplog.text
     assert KEY not in text
     for name in ("canary.db", "canary.db-wal"):

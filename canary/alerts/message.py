@@ -18,7 +18,7 @@ class AlertEvent:
     event: Event
     model_id: str
     scope: str  # "all canaries" or a canary id
-    signal: str  # quality | availability | tokens | latency | cost | served_model | retirement | stale
+    signal: str  # quality | availability | tokens | latency | cost | served_model | retirement | stale | config
     summary: str  # one line a person reads first
     today: str | None = None  # formatted, e.g. "62% (18/29)"
     baseline: str | None = None  # formatted, e.g. "95% over 14 days"

@@ -269,13 +269,22 @@ def missing_key_vars(models: list[ModelConfig]) -> list[tuple[ModelConfig, str]]
     return [(m, m.key_env) for m in models if m.provider != "sim" and m.key_env and not os.environ.get(m.key_env)]
 
 
+def key_location(project: Project, model: ModelConfig) -> str:
+    """`canary.yaml:LINE models[i].api_key_env`: where a model's key variable is named."""
+    index = project.config.models.index(model)
+    line = project.doc.line_of(("models", index, "api_key_env")) or project.doc.line_of(("models", index))
+    return f"{project.doc.path}:{line} models[{index}].api_key_env"
+
+
 def check_keys(project: Project, models: list[ModelConfig]) -> None:
+    """`canary validate`: every model's key variable must be set (one line naming all that are not).
+
+    `canary run` does not call this: there a missing variable stops only its own model."""
     missing = missing_key_vars(models)
     if missing:
         model, var = missing[0]
-        index = project.config.models.index(model)
-        line = project.doc.line_of(("models", index, "api_key_env")) or project.doc.line_of(("models", index))
+        others = "".join(f"; also {v} (model `{m.id}`)" for m, v in missing[1:])
         raise SetupError(
-            f"{project.doc.path}:{line} models[{index}].api_key_env: environment variable {var} is not set "
-            f"(model `{model.id}` needs it: export {var}=... before running)"
+            f"{key_location(project, model)}: environment variable {var} is not set "
+            f"(model `{model.id}` needs it: export {var}=... before running){others}"
         )

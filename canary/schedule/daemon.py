@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from canary.config.load import CONFIG_NAME, find_config
 from canary.config.models import ScheduleConfig
-from canary.errors import EXIT_FIRING, EXIT_SOFTWARE, EXIT_UNAVAILABLE, CanaryError, SetupError
+from canary.errors import EXIT_FIRING, EXIT_SOFTWARE, CanaryError, SetupError
 from canary.schedule.cancel import RunCanceller, cancellable, tapping
 from canary.schedule.log import JsonLogHandler, log
 
@@ -98,8 +98,8 @@ def _run_check_report(project: Any, canceller: RunCanceller | None, started: flo
         firing=len(check.firing), events=len(check.events), sent=len(check.delivery.sent),
         undelivered=len(check.delivery.failed), report=str(index),
         duration_s=round(time.monotonic() - started, 3))
-    if report.trouble:
-        return EXIT_UNAVAILABLE
+    if report.trouble_exit_code is not None:
+        return report.trouble_exit_code  # 78: a model's key variable is unset; 69: a model was refused
     if outcomes.get("harness_error"):
         return EXIT_SOFTWARE
     return EXIT_FIRING if check.firing else 0

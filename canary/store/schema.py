@@ -16,7 +16,7 @@ from canary.records import OUTCOMES
 
 # Every revision this code knows, oldest first. A database at a revision missing from
 # here was written by a newer canary and is refused rather than misread.
-REVISIONS: tuple[str, ...] = ("0001", "0002")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003_h7")
 HEAD_REVISION = REVISIONS[-1]
 
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
@@ -224,4 +224,31 @@ silences = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.PrimaryKeyConstraint("id", name="pk_silences"),
+)
+
+
+# --------------------------------------------------------------------------- model status (0003_h7)
+
+MODEL_STATES: tuple[str, ...] = ("ok", "setup", "rejected", "partial")
+
+# What each run found about each model it was meant to call: `ok` (it answered), `setup` (it
+# could not be called: its API key variable is unset), `rejected` (the service refused it: bad
+# key, unknown model, quota; its other slots were skipped) or `partial` (some requests were
+# refused). The check's `config` signal reads the newest row per model. `reason` names a
+# variable or quotes the vendor's (redacted) error: never a secret.
+model_status = sa.Table(
+    "model_status",
+    metadata,
+    sa.Column("id", sa.Integer, nullable=False, autoincrement=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("model_id", ID, nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=True),  # None: nothing was run (every model lacked its key)
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("id", name="pk_model_status"),
+    sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_model_status_run_id_runs"),
+    sa.CheckConstraint(_in("state", MODEL_STATES), name="ck_model_status_state"),
+    sa.Index("ix_model_status_model_id_day", "model_id", "day"),
 )
