@@ -66,6 +66,9 @@ class Status:
     notifications_queued: int
     samples_total: int
     samples_today: int
+    # series of the last run's day that cannot be judged yet: "drifty quality on all canaries:
+    # not judged yet: 3 of 14 baseline days" (a quiet status is not an "all clear" for them)
+    not_judged: tuple[str, ...] = ()
 
     @property
     def schema_ok(self) -> bool:
@@ -102,29 +105,43 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
         today = conn.execute(
             sa.select(sa.func.count()).select_from(samples).where(samples.c.day == now.date())
         ).scalar_one()
+        runs_seen = [r["id"] for r in running_rows] + ([last.id] if last is not None else [])
+        stored = dict(conn.execute(
+            sa.select(samples.c.run_id, sa.func.count()).where(samples.c.run_id.in_(runs_seen))
+            .group_by(samples.c.run_id)
+        ).all()) if runs_seen else {}
     from canary.store.rows import run_from_row
 
     firing = alerting.list_alerts(store)
     queued = alerting.queued(store)
+    not_judged: tuple[str, ...] = ()
+    if last is not None:
+        from canary.check import findings_for, not_judged_lines
+
+        not_judged = tuple(not_judged_lines(findings_for(project, store, last.day, now)))
     return Status(
         now=now,
         store=store.display_url,
         schema_revision=revision,
         head_revision=HEAD_REVISION,
         db_size_bytes=size,
-        last_run=_run_info(last) if last is not None else None,
-        running=tuple(_run_info(run_from_row(r)) for r in running_rows),
+        last_run=_run_info(last, stored) if last is not None else None,
+        running=tuple(_run_info(run_from_row(r), stored) for r in running_rows),
         next_run=next_run,
         schedule_note=note,
         open_alerts=tuple(_alert_info(a) for a in sorted(firing, key=lambda a: a.key)),
         notifications_queued=len(queued),
         samples_total=int(total),
         samples_today=int(today),
+        not_judged=not_judged,
     )
 
 
-def _run_info(run: RunRow) -> RunInfo:
-    return RunInfo(run.id, run.day, run.status, run.started_at, run.finished_at, run.n_planned, run.n_done,
+def _run_info(run: RunRow, stored: dict[str, int]) -> RunInfo:
+    """A run that did not finish (crashed, killed, still going) never wrote its n_done: count
+    the samples it stored instead, so a crash shows 37/40 and not 0/40."""
+    done = run.n_done if run.status == "finished" else max(run.n_done, int(stored.get(run.id, 0)))
+    return RunInfo(run.id, run.day, run.status, run.started_at, run.finished_at, run.n_planned, done,
                    run.host, run.pid, _alive(run.host, run.pid) if run.status == "running" else None)
 
 
@@ -255,6 +272,8 @@ def render_status(status: Status) -> str:
         lines.append(("alerts", f"{len(status.open_alerts)} firing" if status.open_alerts else "none firing"))
         for a in status.open_alerts:
             lines.append(("", f"{a.model_id} {a.signal} ({a.scope}) since {a.opened_day}: {a.summary}"))
+        for i, line in enumerate(status.not_judged):
+            lines.append(("not judged" if i == 0 else "", line))
         lines.append(("notifications", f"{status.notifications_queued} queued"))
         lines.append(("samples", f"{status.samples_total} total, {status.samples_today} today ({status.now.date()})"))
     width = max(len(topic) for topic, _ in lines)
@@ -294,6 +313,7 @@ def status_json(status: Status) -> dict[str, Any]:
              "notify_count": a.notify_count, "summary": a.summary}
             for a in status.open_alerts
         ],
+        "not_judged": list(status.not_judged),
         "notifications_queued": status.notifications_queued,
         "samples": {"total": status.samples_total, "today": status.samples_today},
     }
