@@ -370,3 +370,39 @@ def test_status_counts_the_samples_a_crashed_run_stored(tmp_path, capsys, server
     assert (crashed["n_done"], crashed["n_planned"]) == (kept, slots)
     text = run_cli(capsys, "status", "--config", str(path)).out
     assert f"{kept}/{slots} samples" in text and "process gone: crashed" in text
+
+
+# --------------------------------------------------------------------------- the lifecycle on both stores
+
+
+def test_a_resolved_episode_is_not_reopened_by_an_older_day(store_url):
+    from canary.alerts.findings import Finding
+    from canary.alerts.lifecycle import Watched, apply, is_history
+
+    d0 = date(2026, 6, 1)
+    at = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    watched = Watched({"m"}, {"c1"})
+    drop = Finding("m", "*", "quality", "firing", "m 60% vs 95%", today="60% (18/30)", baseline="95%")
+    fine = Finding("m", "*", "quality", "ok", "m 96% vs 95%", today="96% (29/30)", baseline="95%")
+
+    def step(finding: Finding, n: int) -> list:
+        with store.writing() as conn:
+            return apply(
+                conn,
+                [finding],
+                day=d0 + timedelta(days=n),
+                now=at + timedelta(days=n),
+                repeat_hours=24,
+                watched=watched,
+            )
+
+    with Store.open(store_url, migrate=True) as store:
+        assert [e.event for e in step(drop, 0)] == ["firing"]
+        assert [e.event for e in step(fine, 3)] == ["resolved"]
+        assert step(drop, 1) == []  # inside the episode, after it resolved: history
+        with store.reading() as conn:
+            assert is_history(conn, d0 + timedelta(days=2)) and not is_history(conn, d0 + timedelta(days=3))
+        [alert] = db.list_alerts(store, include_resolved=True)
+        assert (alert.state, alert.notify_count, alert.today) == ("resolved", 1, "60% (18/30)")
+        events = db.events_of(store, [alert.id])[alert.id]
+        assert [e["event"] for e in events] == ["opened", "notified", "resolved"]
