@@ -77,8 +77,10 @@ def findings_for(project: Project, store: Store, day: date, now: datetime) -> li
 
 
 def not_judged_lines(findings: list[Finding]) -> list[str]:
-    """One line per model whose series cannot be judged yet (a new or edited canary, a new
-    model): "drifty quality on all canaries: 3 of 14 baseline days (and 2 canaries)"."""
+    """What cannot be judged yet (a new model, a new or edited canary), for people: each
+    model-wide signal on its own line ("drifty quality on all canaries: not judged yet: 3 of 14
+    baseline days"), then one line for the model's canaries ("drifty 2 canaries (q1, q2): not
+    judged yet: 0 of 14 baseline days", the furthest from a baseline)."""
     lines: list[str] = []
     by_model: dict[str, list[Finding]] = {}
     for f in findings:
