@@ -205,7 +205,8 @@ def _print_check(report) -> None:
 
     out = console()
     muted = f" ({len(report.silenced)} silenced)" if report.silenced else ""
-    out.print(f"check {report.day}: {len(report.firing) + len(report.silenced)} alert(s) firing{muted}, "
+    now = " now" if report.history_of else ""  # a history check changes nothing: these are today's
+    out.print(f"check {report.day}: {len(report.firing) + len(report.silenced)} alert(s) firing{now}{muted}, "
               f"{len(report.events)} new notification event(s)")
     if report.history_of:
         out.print(f"  [yellow]HISTORY[/]  {report.history_of} is already judged: {report.day} is history, so no "
