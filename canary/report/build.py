@@ -76,7 +76,7 @@ class PairPage:
 
     @property
     def warming_text(self) -> str:
-        """ "not judged yet: 3 of 14 baseline days" while the series has no baseline, else "". """
+        """ "3 of 14 baseline days" while the series has no baseline (not judged yet), else "". """
         return self.latest.warming_text if self.latest else ""
 
 
@@ -129,7 +129,7 @@ class ModelPage:
 
     @property
     def warming_text(self) -> str:
-        """ "not judged yet: 3 of 14 baseline days" while the overall series has no baseline. """
+        """ "3 of 14 baseline days" while the overall series has no baseline (not judged yet). """
         newest = next((d for d in reversed(self.days) if d.rate is not None), None)
         return newest.warming_text if newest else ""
 

@@ -38,7 +38,8 @@ class DayView:
 
     @property
     def warming_text(self) -> str:
-        return f"not judged yet: {self.warming[0]} of {self.warming[1]} baseline days" if self.warming else ""
+        """ "3 of 14 baseline days", shown beside the "not judged yet" badge."""
+        return f"{self.warming[0]} of {self.warming[1]} baseline days" if self.warming else ""
 
     @property
     def rate(self) -> float | None:
