@@ -105,11 +105,12 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
         today = conn.execute(
             sa.select(sa.func.count()).select_from(samples).where(samples.c.day == now.date())
         ).scalar_one()
-        runs_seen = [r["id"] for r in running_rows] + ([last.id] if last is not None else [])
+        unfinished = [r["id"] for r in running_rows]  # their n_done was never written: count
+        unfinished += [last.id] if last is not None and last.status != "finished" else []
         stored = dict(conn.execute(
-            sa.select(samples.c.run_id, sa.func.count()).where(samples.c.run_id.in_(runs_seen))
+            sa.select(samples.c.run_id, sa.func.count()).where(samples.c.run_id.in_(unfinished))
             .group_by(samples.c.run_id)
-        ).all()) if runs_seen else {}
+        ).all()) if unfinished else {}
     from canary.store.rows import run_from_row
 
     firing = alerting.list_alerts(store)
