@@ -3,7 +3,11 @@
 Composes store -> detect -> alerts, like canary.pipeline composes the run. Findings are
 computed outside any transaction; the transitions and the outbox rows for them are written in
 one locked transaction; delivery happens after it commits, so a dead channel never loses an
-alert or a result."""
+alert or a result.
+
+The lifecycle only moves forward: a check of a day older than the newest judged or recorded day
+(`--as-of` the past, the check that ends a backfilled run) reports that day's findings as history
+and changes no alert and notifies nothing (`CheckReport.history_of`)."""
 
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from canary.alerts.config_signal import config_findings
-from canary.alerts.findings import Finding
-from canary.alerts.lifecycle import Watched, apply, still_firing
+from canary.alerts.findings import ALL, Finding
+from canary.alerts.lifecycle import Watched, apply, open_alerts
 from canary.alerts.message import AlertEvent, message_to_json
 from canary.alerts.outbox import DeliveryReport, deliver_pending, group
 from canary.alerts.signals import ModelDay, model_findings, stale
@@ -33,7 +37,9 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     events: list[AlertEvent] = field(default_factory=list)
     message_id: str | None = None
-    firing: list[db.AlertRow] = field(default_factory=list)
+    firing: list[db.AlertRow] = field(default_factory=list)  # open and not silenced: exit 1
+    silenced: list[db.AlertRow] = field(default_factory=list)  # open but muted by `canary silence`
+    history_of: date | None = None  # set when a later day was already judged: nothing changed
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
 
@@ -57,7 +63,7 @@ def findings_for(project: Project, store: Store, day: date, now: datetime) -> li
     start = day - timedelta(days=history)
     per = series.daily_counts(store, ids, hashes, start, day)
     base_start = day - timedelta(days=cfg.signals.baseline_days)
-    lat = series.latencies(store, ids, base_start, day)
+    lat = series.latencies(store, ids, hashes, base_start, day)
     served = series.served_models(store, ids, base_start - timedelta(days=30), day)
     out: list[Finding] = []
     for model in models:
@@ -70,6 +76,29 @@ def findings_for(project: Project, store: Store, day: date, now: datetime) -> li
     out += config_findings(models, modelstatus.latest(store, ids, up_to=day))
     out.append(stale(series.last_completed_run(store, up_to=day), now, cfg.signals))
     return out
+
+
+def not_judged_lines(findings: list[Finding]) -> list[str]:
+    """What cannot be judged yet (a new model, a new or edited canary), for people: each
+    model-wide signal on its own line ("drifty quality on all canaries: not judged yet: 3 of 14
+    baseline days"), then one line for the model's canaries ("drifty 2 canaries (q1, q2): not
+    judged yet: 0 of 14 baseline days", the furthest from a baseline)."""
+    lines: list[str] = []
+    by_model: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.warming is not None:
+            by_model.setdefault(f.model_id, []).append(f)
+    for model_id, found in by_model.items():
+        model_wide = [f for f in found if f.scope == ALL]
+        canaries = sorted({f.scope for f in found if f.scope != ALL})
+        for f in model_wide:
+            lines.append(f.summary)
+        if canaries:
+            have, need = min(f.warming for f in found if f.scope != ALL)  # type: ignore[type-var]
+            lines.append(f"{model_id} {len(canaries)} canar{'y' if len(canaries) == 1 else 'ies'} "
+                         f"({', '.join(canaries[:5])}{', …' if len(canaries) > 5 else ''}): not judged yet: "
+                         f"{have} of {need} baseline days")
+    return lines
 
 
 def run_check(
@@ -92,13 +121,18 @@ def run_check(
     report.findings = findings_for(project, store, day, at)
     watched = Watched({m.id for m in project.config.models}, {c.id for c in project.canaries})
     with store.writing() as conn:
-        report.events = apply(conn, report.findings, day=day, now=at, repeat_hours=alerts_cfg.repeat_hours,
-                              watched=watched, report_url=alerts_cfg.report_url)
+        db.lock_for_check(conn)
+        newest = db.lifecycle_day(conn)
+        if newest is not None and day < newest:
+            report.history_of = newest
+        else:
+            report.events = apply(conn, report.findings, day=day, now=at, repeat_hours=alerts_cfg.repeat_hours,
+                                  watched=watched, report_url=alerts_cfg.report_url)
         if report.events and channels:
             message = group(report.events, now=at, report_url=alerts_cfg.report_url)
             db.enqueue(conn, message.id, [c.name for c in channels], message_to_json(message), at)
             report.message_id = message.id
-        report.firing = still_firing(conn, at)
+        report.firing, report.silenced = open_alerts(conn, at)
     if deliver and channels:
         report.delivery = deliver_pending(store, channels, attempts=alerts_cfg.delivery_attempts)
     return report

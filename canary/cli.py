@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from canary import __version__
-from canary.errors import EXIT_CONFIG, EXIT_FIRING, EXIT_SOFTWARE, CanaryError
+from canary.errors import EXIT_CONFIG, EXIT_FIRING, EXIT_SOFTWARE, EXIT_USAGE, CanaryError
 
 CONTEXT = {"auto_envvar_prefix": "CANARY", "help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -186,11 +186,16 @@ def _check_and_print(project, day, channels, *, as_json: bool, quiet: bool = Fal
 def _check_json(report) -> dict:
     from canary.results import jsonable
 
+    firing = [{**jsonable(a), "silenced": False} for a in report.firing]
+    firing += [{**jsonable(a), "silenced": True} for a in report.silenced]
     return {
         "day": report.day.isoformat(),
+        "history_of": report.history_of.isoformat() if report.history_of else None,
         "events": jsonable(report.events),
-        "firing": jsonable(report.firing),
+        "firing": firing,
         "held": [jsonable(f) for f in report.findings if f.status == "held" and "held:" in f.summary],
+        "not_judged": [jsonable(f) for f in report.findings if f.warming is not None],
+        "was_firing": [jsonable(f) for f in report.findings if report.history_of and f.status == "firing"],
         "delivery": {
             "sent": [{"channel": c, "message_id": m} for c, m in report.delivery.sent],
             "failed": [{"channel": c, "message_id": m, "error": e} for c, m, e in report.delivery.failed],
@@ -201,19 +206,33 @@ def _check_json(report) -> dict:
 def _print_check(report) -> None:
     from rich.markup import escape
 
+    from canary.check import not_judged_lines
     from canary.ui import console
 
     out = console()
-    out.print(f"check {report.day}: {len(report.firing)} alert(s) firing, {len(report.events)} new notification event(s)")
+    muted = f" ({len(report.silenced)} silenced)" if report.silenced else ""
+    now = " now" if report.history_of else ""  # a history check changes nothing: these are today's
+    out.print(f"check {report.day}: {len(report.firing) + len(report.silenced)} alert(s) firing{now}{muted}, "
+              f"{len(report.events)} new notification event(s)")
+    if report.history_of:
+        out.print(f"  [yellow]HISTORY[/]  {report.history_of} is already judged: {report.day} is history, so no "
+                  "alert was opened, resolved or notified")
+        for f in report.findings:
+            if f.status == "firing":
+                out.print(f"  [yellow]WAS FIRING[/] {escape(f.summary)}")
     for e in report.events:
         style = {"firing": "bold red", "repeat": "red", "resolved": "green"}[e.event]
         out.print(f"  [{style}]{e.event.upper():<8}[/] {escape(e.summary)}")
     held = [f for f in report.findings if f.status == "held" and "held:" in f.summary]
     for f in held[:10]:
         out.print(f"  [yellow]HELD[/]     {escape(f.summary)}")
+    for line in not_judged_lines(report.findings):
+        out.print(f"  [cyan]NOT JUDGED YET[/] {escape(line)}")
     for a in report.firing:
         if not any(e.alert_id == a.id for e in report.events):
             out.print(f"  [red]FIRING[/]   {escape(a.summary)} (since {a.opened_day})")
+    for a in report.silenced:
+        out.print(f"  [magenta]SILENCED[/] {escape(a.summary)} (since {a.opened_day}; firing, notifications muted)")
     for channel, _ in report.delivery.sent:
         out.print(f"  sent via {channel}")
     for channel, _, error in report.delivery.failed:
@@ -285,7 +304,8 @@ def alerts(config_path, show_all, as_json) -> None:
 @click.option("--reason", default="", help="Why, for the record.")
 def silence(config_path, model_id, canary_id, until, reason) -> None:
     """Mute a model's alerts (or one canary's) until a date. Alerts still open and resolve;
-    only their notifications are held back."""
+    only their notifications are held back (`check` still counts them, marked silenced).
+    Exit 64 for a date in the past."""
     from canary.store import Store
     from canary.store import alerting as db
     from canary.store.series import end_of_day
@@ -295,9 +315,13 @@ def silence(config_path, model_id, canary_id, until, reason) -> None:
         raise CanaryError(f"unknown model id `{model_id}` (see canary.yaml models:)", exit_code=EXIT_CONFIG)
     if canary_id and canary_id not in {c.id for c in project.canaries}:
         raise CanaryError(f"unknown canary id `{canary_id}` (see prompts/)", exit_code=EXIT_CONFIG)
+    now = datetime.now(UTC)
+    if until < now.date():
+        raise CanaryError(f"--until {until} is in the past (today is {now.date()} UTC): give today or a later "
+                          "day", exit_code=EXIT_USAGE)
     with Store.open(project.store_url, base_dir=project.root) as store:
         db.add_silence(store, model_id=model_id, canary_id=canary_id, until=end_of_day(until), reason=reason,
-                       now=datetime.now(UTC))
+                       now=now)
     what = f"{model_id}/{canary_id}" if canary_id else model_id
     click.echo(f"silenced {what} through {until}" + (f": {reason}" if reason else ""))
 

@@ -34,6 +34,7 @@ Format = Literal["json", "csv", "openmetrics", "junit"]
 FORMATS: tuple[str, ...] = ("json", "csv", "openmetrics", "junit")
 SCORED = ("pass", "fail")
 EXCERPT_CHARS = 2000
+ALL_MODELS = "*"  # an alert about the canary itself (canary.alerts.findings.ALL)
 
 # The column order of json and csv rows; a stable contract for whoever reads the file.
 COLUMNS: tuple[str, ...] = (
@@ -200,7 +201,7 @@ def write_openmetrics(store: Store, model_ids: Collection[str], day: date | None
     fam.declare("canary_latency_p95_seconds", "Nearest-rank p95 latency of the day's scored samples.")
     fam.declare("canary_cost_per_correct_usd", "Cost of the day's priced samples / passes (models with a price).")
     fam.declare("canary_served_model_info", "What the vendor said served the day's scored samples (1 per pair).")
-    fam.declare("canary_alerts_firing", "1 for each alert currently firing.")
+    fam.declare("canary_alerts_firing", "1 for each alert currently firing; model * signal stale: the canary itself is down.")
     fam.declare("canary_last_run_timestamp_seconds", "When the newest completed run ended (Unix time).")
     fam.declare("canary_last_run_success", "1 if the newest completed run finished, 0 if it failed or was interrupted.")
     fam.declare("canary_runs_running", "Runs marked running (a crashed run stays so until the next one).")
@@ -261,7 +262,9 @@ def _add_store_facts(store: Store, fam: _Families, model_ids: Collection[str]) -
     a = alerts.c
     with store.reading() as conn:
         firing = conn.execute(
-            sa.select(a.model_id, a.signal, a.scope).where(a.state == "firing", a.model_id.in_(list(model_ids)))
+            # model "*" is the project-wide dead man's switch (`stale`: the canary itself is down)
+            sa.select(a.model_id, a.signal, a.scope)
+            .where(a.state == "firing", a.model_id.in_([*model_ids, ALL_MODELS]))
             .order_by(a.model_id, a.signal, a.scope)
         ).all()
         last = conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Sequence
 from datetime import date, datetime
 
@@ -14,8 +15,12 @@ from canary.errors import CanaryError
 
 
 def jsonable(value):
+    """Plain JSON types. A non-finite float (a server's `retry-after: inf`) becomes null:
+    `Infinity` and `NaN` are not JSON, and every dump here uses allow_nan=False."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: jsonable(v) for k, v in dataclasses.asdict(value).items()}
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
@@ -46,7 +51,7 @@ def print_results(
     if failures:
         rows = [r for r in rows if r.outcome != "pass"]
     if as_json:
-        click.echo(json.dumps([jsonable(r) for r in rows], indent=2, ensure_ascii=False))
+        click.echo(json.dumps([jsonable(r) for r in rows], indent=2, ensure_ascii=False, allow_nan=False))
         return
     from rich.markup import escape
     from rich.table import Table

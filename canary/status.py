@@ -78,6 +78,9 @@ class Status:
     samples_total: int
     samples_today: int
     unmonitored: tuple[UnmonitoredInfo, ...] = ()
+    # series of the last run's day that cannot be judged yet: "drifty quality on all canaries:
+    # not judged yet: 3 of 14 baseline days" (a quiet status is not an "all clear" for them)
+    not_judged: tuple[str, ...] = ()
 
     @property
     def schema_ok(self) -> bool:
@@ -114,19 +117,30 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
         today = conn.execute(
             sa.select(sa.func.count()).select_from(samples).where(samples.c.day == now.date())
         ).scalar_one()
+        unfinished = [r["id"] for r in running_rows]  # their n_done was never written: count
+        unfinished += [last.id] if last is not None and last.status != "finished" else []
+        stored = dict(conn.execute(
+            sa.select(samples.c.run_id, sa.func.count()).where(samples.c.run_id.in_(unfinished))
+            .group_by(samples.c.run_id)
+        ).all()) if unfinished else {}
     from canary.store.rows import run_from_row
 
     firing = alerting.list_alerts(store)
     queued = alerting.queued(store)
     unmonitored = _unmonitored(project, store)
+    not_judged: tuple[str, ...] = ()
+    if last is not None:
+        from canary.check import findings_for, not_judged_lines
+
+        not_judged = tuple(not_judged_lines(findings_for(project, store, last.day, now)))
     return Status(
         now=now,
         store=store.display_url,
         schema_revision=revision,
         head_revision=HEAD_REVISION,
         db_size_bytes=size,
-        last_run=_run_info(last) if last is not None else None,
-        running=tuple(_run_info(run_from_row(r)) for r in running_rows),
+        last_run=_run_info(last, stored) if last is not None else None,
+        running=tuple(_run_info(run_from_row(r), stored) for r in running_rows),
         next_run=next_run,
         schedule_note=note,
         open_alerts=tuple(_alert_info(a) for a in sorted(firing, key=lambda a: a.key)),
@@ -134,6 +148,7 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
         samples_total=int(total),
         samples_today=int(today),
         unmonitored=unmonitored,
+        not_judged=not_judged,
     )
 
 
@@ -148,8 +163,11 @@ def _unmonitored(project: Project, store: Store) -> tuple[UnmonitoredInfo, ...]:
     )
 
 
-def _run_info(run: RunRow) -> RunInfo:
-    return RunInfo(run.id, run.day, run.status, run.started_at, run.finished_at, run.n_planned, run.n_done,
+def _run_info(run: RunRow, stored: dict[str, int]) -> RunInfo:
+    """A run that did not finish (crashed, killed, still going) never wrote its n_done: count
+    the samples it stored instead, so a crash shows 37/40 and not 0/40."""
+    done = run.n_done if run.status == "finished" else max(run.n_done, int(stored.get(run.id, 0)))
+    return RunInfo(run.id, run.day, run.status, run.started_at, run.finished_at, run.n_planned, done,
                    run.host, run.pid, _alive(run.host, run.pid) if run.status == "running" else None)
 
 
@@ -285,6 +303,8 @@ def render_status(status: Status) -> str:
             for u in status.unmonitored:
                 skipped = f", {u.skipped} samples skipped" if u.skipped else ""
                 lines.append(("", f"{u.model_id} {u.state} on {u.day}{skipped}: {u.reason}"))
+        for i, line in enumerate(status.not_judged):
+            lines.append(("not judged" if i == 0 else "", line))
         lines.append(("notifications", f"{status.notifications_queued} queued"))
         lines.append(("samples", f"{status.samples_total} total, {status.samples_today} today ({status.now.date()})"))
     width = max(len(topic) for topic, _ in lines)
@@ -328,6 +348,7 @@ def status_json(status: Status) -> dict[str, Any]:
             {"model": u.model_id, "state": u.state, "day": _iso(u.day), "reason": u.reason, "skipped": u.skipped}
             for u in status.unmonitored
         ],
+        "not_judged": list(status.not_judged),
         "notifications_queued": status.notifications_queued,
         "samples": {"total": status.samples_total, "today": status.samples_today},
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import textwrap
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -246,8 +246,9 @@ def test_missed_run_fires_the_dead_mans_switch(tmp_path, capsys, project):
 def test_silence_command_mutes_and_alerts_command_lists(tmp_path, capsys, project):
     project(config("{quality: 1.0}", samples=2))
     run_day(capsys, 0)
-    assert run_cli(capsys, "silence", "drifty", "--until", day(9), "--reason", "vendor incident").code == 0
-    assert run_cli(capsys, "silence", "nope", "--until", day(9)).code == 78
+    until = (datetime.now(UTC).date() + timedelta(days=9)).isoformat()
+    assert run_cli(capsys, "silence", "drifty", "--until", until, "--reason", "vendor incident").code == 0
+    assert run_cli(capsys, "silence", "nope", "--until", until).code == 78
     result = check_day(capsys, 3)  # stale fires: scope "*" model "*" is not covered by drifty's silence
     assert result.code == 1
     listed = run_cli(capsys, "alerts", "--json")

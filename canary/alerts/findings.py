@@ -19,6 +19,8 @@ class Finding:
     today: str | None = None
     baseline: str | None = None
     detail: str = ""
+    # "held" because the series has no baseline yet: (baseline days with data, days needed)
+    warming: tuple[int, int] | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:

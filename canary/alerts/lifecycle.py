@@ -1,8 +1,10 @@
 """Alert lifecycle: findings in, transitions and the events to notify out.
 
 ok -> firing notifies once; firing -> ok notifies "resolved"; still firing re-notifies after
-`repeat_hours`; a silence keeps the alert's state but not its notifications. Runs inside the
-check transaction (see canary.store.alerting), so it sees the latest state and writes atomically."""
+`repeat_hours`; a silence keeps the alert's state but not its notifications. The lifecycle only
+moves forward: a day older than the newest judged or recorded day (a `check --as-of` the past, a
+backfilled run) changes nothing and notifies nothing. Runs inside the check transaction (see
+canary.store.alerting), so it sees the latest state and writes atomically."""
 
 from __future__ import annotations
 
@@ -49,8 +51,11 @@ def apply(
     watched: Watched,
     report_url: str | None = None,
 ) -> list[AlertEvent]:
-    """Write this day's transitions; return the events to notify, in a stable order."""
+    """Write this day's transitions; return the events to notify, in a stable order.
+    Nothing at all for a day older than the lifecycle's newest day (see `is_history`)."""
     db.lock_for_check(conn)
+    if is_history(conn, day):
+        return []
     firing = db.firing_alerts(conn)
     silences = db.active_silences(conn, now)
     events: list[AlertEvent] = []
@@ -61,8 +66,6 @@ def apply(
 
     for f in findings:
         alert = firing.get(f.key)
-        if alert is not None and day < alert.last_day:
-            continue  # an older day re-checked: never move an alert backwards in time
         if f.status == "held":
             continue
         if f.status == "firing":
@@ -86,9 +89,9 @@ def apply(
                 events.append(_event(alert_id, kind, f, day, report_url))
             elif quiet and (alert is None or alert.last_day != day):
                 db.add_event(conn, alert_id, at=now, day=day, event="silenced", detail="muted by `canary silence`")
-        elif alert is not None:  # ok: recovered
-            db.update_alert(conn, alert.id, state="resolved", resolved_at=now, resolved_day=day, last_day=day,
-                            summary=f.summary, today=f.today, baseline=f.baseline, detail=f.detail)
+        elif alert is not None:  # ok: recovered. The row keeps the episode's figures while firing;
+            # the resolving day's figures go in the event and the "resolved" notification.
+            db.update_alert(conn, alert.id, state="resolved", resolved_at=now, resolved_day=day, last_day=day)
             db.add_event(conn, alert.id, at=now, day=day, event="resolved", detail=f.summary)
             if alert.last_notified_at is not None and not silenced(f.model_id, f.scope):
                 events.append(_event(alert.id, "resolved", f, day, report_url))
@@ -99,10 +102,21 @@ def apply(
     return events
 
 
+def is_history(conn: sa.Connection, day: date) -> bool:
+    """True when a later day has already been judged or recorded: `day` only adds history."""
+    newest = db.lifecycle_day(conn)
+    return newest is not None and day < newest
+
+
 def still_firing(conn: sa.Connection, now: datetime) -> list[db.AlertRow]:
     """Open alerts that are not silenced: what makes `canary check` exit 1."""
+    return open_alerts(conn, now)[0]
+
+
+def open_alerts(conn: sa.Connection, now: datetime) -> tuple[list[db.AlertRow], list[db.AlertRow]]:
+    """Every open alert as (paging, silenced): a silenced alert is still firing, only muted."""
     silences = db.active_silences(conn, now)
-    return [
-        a for a in db.firing_alerts(conn).values()
-        if not any(s.covers(a.model_id, a.scope, now) for s in silences)
-    ]
+    paging, muted = [], []
+    for a in db.firing_alerts(conn).values():
+        (muted if any(s.covers(a.model_id, a.scope, now) for s in silences) else paging).append(a)
+    return paging, muted

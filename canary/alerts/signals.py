@@ -1,6 +1,10 @@
 """Turn one day's series into findings: for each (model, scope, signal), firing, ok or held.
 
-Pure given the series; the store queries that feed it live in canary.store.series."""
+A series without a baseline yet is held as "not judged yet: 3 of 14 baseline days", never ok.
+The model-level usage signals (tokens, latency, cost) compare today with the baseline over the
+same canary versions: only canaries whose current content has data both today and in the
+baseline count, so editing one canary (a new content hash) or adding one never looks like the
+model changing. Pure given the series; the store queries that feed it live in canary.store.series."""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ class ModelDay:
     day: date
     overall: Mapping[date, DayCounts]
     per_canary: Mapping[str, Mapping[date, DayCounts]]
-    latencies: Mapping[date, Sequence[float]] = field(default_factory=dict)
+    # per canary (current content only), per day: the latency of every scored sample
+    latencies: Mapping[str, Mapping[date, Sequence[float]]] = field(default_factory=dict)
     served: Mapping[date, set[tuple[str | None, str | None]]] = field(default_factory=dict)
 
 
@@ -59,11 +64,17 @@ def quality(md: ModelDay, detect: DetectConfig, *, held_reason: str | None, hist
             continue
         rate_text = f"{pct(today.passes / today.scored)} ({today.passes}/{today.scored})"
         decision = evaluate(_history(series, md.day, history_days), (today.passes, today.scored), detect)
-        baseline = f"{pct(decision.baseline)} baseline" if decision.baseline is not None else None
-        # No baseline yet (a new series): not judged, so an open alert is neither kept nor resolved.
+        if not decision.alarm and decision.warming is not None:
+            have, need = decision.warming
+            out.append(Finding(md.model.id, scope, "quality", "held",
+                               f"{md.model.id} quality on {where}: not judged yet: {have} of {need} baseline days",
+                               rate_text, None, decision.reason, warming=decision.warming))
+            continue
+        baseline = pct(decision.baseline) if decision.baseline is not None else None
+        # No baseline (a new series): not judged, so an open alert is neither kept nor resolved.
         status: Status = "firing" if decision.alarm else ("ok" if decision.baseline is not None else "held")
         summary = (f"{md.model.id} pass rate on {where}: {rate_text} today"
-                   + (f" vs {pct(decision.baseline)} baseline" if decision.baseline is not None else ""))
+                   + (f" vs {baseline} baseline" if baseline is not None else ""))
         out.append(Finding(md.model.id, scope, "quality", status, summary, rate_text, baseline, decision.reason))
     return out
 
@@ -92,8 +103,13 @@ def availability(md: ModelDay, signals: SignalsConfig, detect: DetectConfig) -> 
 
 def _ratio_finding(md: ModelDay, signal: str, label: str, today_value: float | None, base_value: float | None,
                    limit: float, fmt: str, n_base: int, signals: SignalsConfig) -> Finding:
-    if today_value is None or base_value is None or base_value <= 0 or n_base < signals.min_baseline_days:
-        return Finding(md.model.id, ALL, signal, "held", f"{md.model.id} {label}: not enough baseline")
+    if today_value is not None and n_base < signals.min_baseline_days:
+        need = signals.min_baseline_days
+        return Finding(md.model.id, ALL, signal, "held",
+                       f"{md.model.id} {label}: not judged yet: {n_base} of {need} baseline days",
+                       warming=(n_base, need))
+    if today_value is None or base_value is None or base_value <= 0:
+        return Finding(md.model.id, ALL, signal, "held", f"{md.model.id} {label}: not judged today")
     change = today_value / base_value - 1
     firing = change > limit
     today_text, base_text = fmt.format(today_value), fmt.format(base_value)
@@ -104,11 +120,34 @@ def _ratio_finding(md: ModelDay, signal: str, label: str, today_value: float | N
     )
 
 
+def comparable_canaries(md: ModelDay, signals: SignalsConfig) -> list[str]:
+    """The canaries (current content) with scored samples both today and on some baseline day:
+    the one set a model-level usage figure is computed over, today and in the baseline alike."""
+    start = md.day - timedelta(days=signals.baseline_days)
+    keep = []
+    for canary_id, series in sorted(md.per_canary.items()):
+        today = series.get(md.day)
+        if today and today.scored and any(start <= d < md.day and c.scored for d, c in series.items()):
+            keep.append(canary_id)
+    return keep
+
+
+def _comparable_overall(md: ModelDay, signals: SignalsConfig) -> dict[date, DayCounts]:
+    days: dict[date, DayCounts] = {}
+    for canary_id in comparable_canaries(md, signals):
+        for d, counts in md.per_canary[canary_id].items():
+            days[d] = days[d] + counts if d in days else counts
+    return days
+
+
 def tokens(md: ModelDay, signals: SignalsConfig) -> Finding:
-    today = md.overall.get(md.day)
-    base = _baseline_days(md.overall, md.day, signals)
+    series = _comparable_overall(md, signals)
+    today = series.get(md.day)
+    base = _baseline_days(series, md.day, signals)
     t = today.output_tokens / today.scored if today and today.scored else None
     b = sum(c.output_tokens for c in base) / sum(c.scored for c in base) if base else None
+    if t is None and (overall := md.overall.get(md.day)) and overall.scored:
+        t = overall.output_tokens / overall.scored  # nothing comparable: say how far the baseline is
     return _ratio_finding(md, "tokens", "output tokens per task", t, b, signals.tokens_increase, "{:.0f}", len(base), signals)
 
 
@@ -120,9 +159,16 @@ def _p95(values: Sequence[float]) -> float | None:
 
 
 def latency(md: ModelDay, signals: SignalsConfig) -> Finding:
-    t = _p95(md.latencies.get(md.day, ()))
+    keep = comparable_canaries(md, signals)
+    per_day: dict[date, list[float]] = {}
+    for canary_id in keep:
+        for d, values in md.latencies.get(canary_id, {}).items():
+            per_day.setdefault(d, []).extend(values)
+    t = _p95(per_day.get(md.day, ()))
+    if t is None:
+        t = _p95([v for days in md.latencies.values() for v in days.get(md.day, ())])
     start = md.day - timedelta(days=signals.baseline_days)
-    daily = sorted(p for d, v in md.latencies.items() if start <= d < md.day and (p := _p95(v)) is not None)
+    daily = sorted(p for d, v in per_day.items() if start <= d < md.day and (p := _p95(v)) is not None)
     b = daily[len(daily) // 2] if daily else None
     found = _ratio_finding(md, "latency", "p95 latency", t, b, signals.latency_p95_increase, "{:.2f} s", len(daily),
                            signals)
@@ -136,8 +182,9 @@ def latency(md: ModelDay, signals: SignalsConfig) -> Finding:
 def cost(md: ModelDay, signals: SignalsConfig) -> Finding | None:
     if md.model.price is None:
         return None
-    today = md.overall.get(md.day)
-    base = [c for c in _baseline_days(md.overall, md.day, signals) if c.passes]
+    series = _comparable_overall(md, signals)
+    today = series.get(md.day)
+    base = [c for c in _baseline_days(series, md.day, signals) if c.passes]
     t = today.cost_usd / today.passes if today and today.passes else None
     b = sum(c.cost_usd for c in base) / sum(c.passes for c in base) if base else None
     return _ratio_finding(md, "cost", "cost per correct answer", t, b, signals.cost_per_correct_increase, "${:.5f}",

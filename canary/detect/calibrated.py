@@ -112,7 +112,8 @@ def calibrated_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int
                f"rho={float(base.rho[i]):.3f}): z={float(scores.z[i]):+.1f}")
         return Decision(on, s, f"{why}, {state}", baseline, rate, band)
     carried = f"; {state} (from earlier days)" if s > 0 or on else ""
-    return Decision(on, s, why + carried, baseline, rate, band)
+    warming = (days, cfg.min_baseline_days) if not enough else None
+    return Decision(on, s, why + carried, baseline, rate, band, warming)
 
 
 def _state(s: float, on: bool, rec: float, lim: Limits) -> str:

@@ -19,3 +19,6 @@ class Decision:
     baseline: float | None  # the baseline pass rate used, if any
     rate: float | None  # today's pass rate, if trials > 0
     band: tuple[float, float] | None = None  # rolling mean +- sigma*sd (the sigma rule's band)
+    # Not judged yet: (days with data in the baseline, days needed). A new or edited series is
+    # held until it has a baseline; it is neither "ok" nor an alarm.
+    warming: tuple[int, int] | None = None

@@ -99,7 +99,7 @@ def sigma_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int], cf
     if roll is None or roll.days < cfg.min_history:
         have = roll.days if roll else 0
         return Decision(False, 0.0, f"not enough history: {have} days with data (needs {cfg.min_history})",
-                        None, rate, band)
+                        None, rate, band, (have, cfg.min_history))
     if not bool(enough_trials(np.array([n]), np.array([roll.usual_trials]), cfg.min_trials)[0]):
         return Decision(False, 0.0, f"only {n} trials today (< {cfg.min_trials}): not judged", mean, rate, band)
     lower, alarm = roll.below(x, n, cfg.sigma)

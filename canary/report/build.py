@@ -68,7 +68,16 @@ class PairPage:
             return "firing"
         if latest is None:
             return "no_data"
-        return "alarm" if latest.alarm else ("below" if latest.below_band else "ok")
+        if latest.alarm:
+            return "alarm"
+        if latest.warming:
+            return "not_judged"
+        return "below" if latest.below_band else "ok"
+
+    @property
+    def warming_text(self) -> str:
+        """ "3 of 14 baseline days" while the series has no baseline (not judged yet), else "". """
+        return self.latest.warming_text if self.latest else ""
 
 
 @dataclass
@@ -105,7 +114,8 @@ class ModelPage:
     @property
     def status(self) -> str:
         """firing (an open alert), alarm (the paging rule fires but no alert is open: `canary
-        check` has not judged the day yet), below (under the sigma band), ok, or no_data."""
+        check` has not judged the day yet), below (under the sigma band), not_judged (no
+        baseline yet: never shown as ok), ok, or no_data."""
         if self.open_alerts:
             return "firing"
         if self.latest is None:
@@ -113,10 +123,18 @@ class ModelPage:
         if self.alarms:
             return "alarm"
         newest = next((d for d in reversed(self.days) if d.rate is not None), None)
+        if newest is not None and newest.warming:
+            return "not_judged"
         return "below" if newest is not None and newest.below_band else "ok"
 
+    @property
+    def warming_text(self) -> str:
+        """ "3 of 14 baseline days" while the overall series has no baseline (not judged yet). """
+        newest = next((d for d in reversed(self.days) if d.rate is not None), None)
+        return newest.warming_text if newest else ""
 
-STATUS_ORDER = {"firing": 0, "alarm": 1, "below": 2, "ok": 3, "no_data": 4}
+
+STATUS_ORDER = {"firing": 0, "alarm": 1, "below": 2, "not_judged": 3, "ok": 4, "no_data": 5}
 
 
 @dataclass

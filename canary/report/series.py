@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import numpy as np
 
 from canary.config.models import DetectConfig
-from canary.detect.stream import judge_stream
+from canary.detect.stream import baseline_progress, judge_stream
 from canary.report.data import DayAgg, Quantiles, ServedDay
 
 
@@ -34,6 +34,12 @@ class DayView:
     alarm: bool = False  # the paging rule fired on this day
     state: str = "no_data"  # ok | outage | no_data
     latency: Quantiles | None = None
+    warming: tuple[int, int] | None = None  # not judged yet: (baseline days with data, days needed)
+
+    @property
+    def warming_text(self) -> str:
+        """ "3 of 14 baseline days", shown beside the "not judged yet" badge."""
+        return f"{self.warming[0]} of {self.warming[1]} baseline days" if self.warming else ""
 
     @property
     def rate(self) -> float | None:
@@ -93,13 +99,14 @@ def build_days(
     active = active_counts(per_hash)
     first = index[window[0]]
     targets = np.arange(first, len(all_days))
-    judged: dict[str, tuple[np.ndarray, Bands]] = {}
+    judged: dict[str, tuple[np.ndarray, Bands, tuple[np.ndarray, int]]] = {}
     for chash in {active[d][0] for d in window if d in active}:
         series = per_hash[chash]
         passes = np.array([series[d].passes if d in series else 0 for d in all_days], dtype=np.int64)
         trials = np.array([series[d].scored if d in series else 0 for d in all_days], dtype=np.int64)
         judged[chash] = (judge_stream(passes, trials, detect, start=first).alarm,
-                         sigma_bands(passes, trials, targets, detect))
+                         sigma_bands(passes, trials, targets, detect),
+                         baseline_progress(passes, trials, detect, start=first))
     out: list[DayView] = []
     for i, day in enumerate(window):
         lat = latency.get(day) if latency else None
@@ -107,14 +114,15 @@ def build_days(
             out.append(DayView(day, None, None, latency=lat))
             continue
         chash, counts = active[day]
-        alarms, bands = judged[chash]
+        alarms, bands, (have, need) = judged[chash]
         mean = band = None
         if bands.enough[i]:
             mean, band = float(bands.mean[i]), (float(bands.low[i]), float(bands.high[i]))
         state = day_state(counts, max_unavailable)
         # An outage is not a regression: canary check holds quality on such days.
         alarm = bool(alarms[i]) and state == "ok" and counts.scored > 0
-        out.append(DayView(day, counts, chash, mean, band, alarm, state, lat))
+        warming = (int(have[i]), need) if have[i] < need and not alarm else None
+        out.append(DayView(day, counts, chash, mean, band, alarm, state, lat, warming))
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from datetime import UTC, date, datetime
 
 from aiohttp import web
@@ -85,9 +86,12 @@ async def healthz(request: web.Request) -> web.Response:
 def error_response(wire: Wire, status: int, body: dict, retry_after_s: float | None = None) -> web.Response:
     headers = {wire.request_id_header: new_id("req_sim_")}
     if retry_after_s is not None:
-        whole = float(retry_after_s).is_integer()
-        headers["retry-after"] = str(int(retry_after_s)) if whole else str(retry_after_s)
-        headers["retry-after-ms"] = str(int(retry_after_s * 1000))
+        if not math.isfinite(retry_after_s):  # `retry_after_s: .inf`: a server sending "retry-after: inf"
+            headers["retry-after"] = "inf"
+        else:
+            whole = float(retry_after_s).is_integer()
+            headers["retry-after"] = str(int(retry_after_s)) if whole else str(retry_after_s)
+            headers["retry-after-ms"] = str(int(retry_after_s * 1000))
     return web.Response(status=status, body=dumps(body), content_type=JSON, headers=headers)
 
 

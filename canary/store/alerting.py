@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from canary.store.schema import alert_events, alerts, notifications, silences
+from canary.store.schema import alert_events, alerts, notifications, runs, silences
 from canary.store.store import Store
 
 CHECK_LOCK_CLASS = 0x63616E61  # "cana": with the schema's hash, serialises alert transitions on PostgreSQL
@@ -78,6 +78,16 @@ def lock_for_check(conn: sa.Connection) -> None:
             sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(current_database() || '/' || current_schema()))"),
             {"k": CHECK_LOCK_CLASS},
         )
+
+
+def lifecycle_day(conn: sa.Connection) -> date | None:
+    """The newest day the alert lifecycle may move on from: the newest day any alert was judged
+    on, or any run recorded. A check of an earlier day (`--as-of`, a backfilled run) is history:
+    it must not reopen, resolve or notify what a later day already settled."""
+    judged = conn.execute(sa.select(sa.func.max(alerts.c.last_day))).scalar_one_or_none()
+    recorded = conn.execute(sa.select(sa.func.max(runs.c.day))).scalar_one_or_none()
+    days = [d for d in (judged, recorded) if d is not None]
+    return max(days) if days else None
 
 
 def firing_alerts(conn: sa.Connection) -> dict[AlertKey, AlertRow]:

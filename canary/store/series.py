@@ -87,17 +87,25 @@ def overall(per_canary: Mapping[SeriesKey, Mapping[date, DayCounts]], model_id: 
     return days
 
 
-def latencies(store: Store, model_ids: Collection[str], start: date, end: date) -> dict[str, dict[date, list[float]]]:
-    """Latency of every scored sample, per model and day (for p95: a percentile is not portable SQL)."""
+def latencies(
+    store: Store, model_ids: Collection[str], canary_hashes: Mapping[str, str], start: date, end: date
+) -> dict[str, dict[str, dict[date, list[float]]]]:
+    """Latency of every scored sample, per model, canary and day, for the canaries' *current*
+    content hashes only (like `daily_counts`), so a model's p95 can be taken over the same canary
+    versions today and in the baseline. Raw values: a percentile is not portable SQL."""
+    if not model_ids or not canary_hashes:
+        return {}
     c = samples.c
-    stmt = sa.select(c.model_id, c.day, c.latency_s).where(
-        c.model_id.in_(list(model_ids)), c.day.between(start, end), c.outcome.in_(("pass", "fail"))
+    stmt = sa.select(c.model_id, c.canary_id, c.canary_hash, c.day, c.latency_s).where(
+        c.model_id.in_(list(model_ids)), c.canary_id.in_(list(canary_hashes)), c.day.between(start, end),
+        c.outcome.in_(("pass", "fail")),
     )
-    out: dict[str, dict[date, list[float]]] = defaultdict(lambda: defaultdict(list))
+    out: dict[str, dict[str, dict[date, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     with store.reading() as conn:
-        for model_id, day, latency in conn.execute(stmt):
-            out[model_id][day].append(float(latency))
-    return {m: dict(d) for m, d in out.items()}
+        for model_id, canary_id, canary_hash, day, latency in conn.execute(stmt):
+            if canary_hashes.get(canary_id) == canary_hash:
+                out[model_id][canary_id][day].append(float(latency))
+    return {m: {k: dict(d) for k, d in per.items()} for m, per in out.items()}
 
 
 def served_models(
