@@ -75,3 +75,26 @@ def test_demo_store_keeps_simulated_latency_not_wall_time(tmp_path):
     assert [t.latency_s for t in row.turns] == [simulated_call_s(30), simulated_call_s(5)] == [1.0, 0.5]
     assert [a.latency_s for a in row.attempts] == [0.0, 1.0, 0.5]
     assert row.latency_s == 1.5
+
+
+def test_a_demo_day_stores_simulated_latency_through_the_real_pipeline(tmp_path):
+    """One demo day through the real run pipeline (simulator over HTTP, SDKs, sample writer):
+    every stored call took its simulated time, so host load cannot reach the latency signal."""
+    from datetime import timedelta
+
+    from canary.config.load import load_project
+    from canary.demo import DemoPlan, write_project
+    from canary.pipeline import RunOptions
+    from canary.pipeline import run as run_day
+
+    plan = DemoPlan.for_days(30, date(2026, 3, 30))
+    project = load_project(write_project(tmp_path, 30, plan))
+    day = plan.start + timedelta(days=1)
+    with SimulatedClockStore.open(project.store_url, base_dir=project.root) as store:
+        run_day(project, RunOptions(as_of=day, quiet=True), store=store)
+        rows = store.samples(day=day)
+    scored = [r for r in rows if r.outcome in ("pass", "fail")]
+    assert len(rows) == len(project.config.models) * len(project.canaries) * 3 and scored
+    for row in scored:
+        assert [t.latency_s for t in row.turns] == [simulated_call_s(t.output_tokens) for t in row.turns]
+        assert row.latency_s == round(sum(simulated_call_s(t.output_tokens) for t in row.turns), 3)
