@@ -6,7 +6,12 @@ Four simulated models, modelled on things that happen to hosted models:
 - `opus-4.6`, its successor, is steady at the same price with fewer output tokens;
 - `gpt-5.1` has a two-day incident of 529 overloaded errors: an availability alert, no quality one;
 - `gateway-sonnet` is silently routed to another model behind a gateway.
-Every simulated day runs, checks and prints what would be notified; then the report is written."""
+Every simulated day runs, checks and prints what would be notified; then the report is written.
+
+Latency is simulated too. The whole month runs in a minute on whatever computer runs the demo, so
+the wall time of a call measures that computer (a busy CI host made every model "slower"), not a
+model. The demo's store records each call as taking what the simulated model would take: a first
+token after `FIRST_TOKEN_S`, then its output tokens at `TOKENS_PER_S`. Same seeds, same latencies."""
 
 from __future__ import annotations
 
@@ -14,14 +19,16 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from canary.check import run_check
 from canary.config.load import load_project
 from canary.pipeline import RunOptions, utc_today
 from canary.pipeline import run as run_day
+from canary.records import SampleResult
 from canary.scaffold import scaffold
 from canary.store import Store
 
@@ -32,7 +39,7 @@ defaults:
   samples: 3
   concurrency: 32
   global_concurrency: 128
-  timeout_s: 10
+  timeout_s: 60  # generous: the host may be busy, and nothing in the script hangs
   stream: false
   params: {{max_tokens: 512}}
   retry: {{attempts: 1, backoff_s: [0.001], max_retry_after_s: 1}}
@@ -82,6 +89,31 @@ alerts:
 """
 
 
+FIRST_TOKEN_S = 0.4  # simulated time to the first token of every call
+TOKENS_PER_S = 50.0  # simulated output speed
+
+
+def simulated_call_s(output_tokens: int) -> float:
+    """How long a simulated call takes: independent of the host, the load and the clock."""
+    return round(FIRST_TOKEN_S + output_tokens / TOKENS_PER_S, 3)
+
+
+def with_simulated_latency(sample: SampleResult) -> SampleResult:
+    """The sample with every successful call timed by `simulated_call_s`; failed attempts take 0 s
+    (the simulator fails at once). The sample's latency stays the sum over its successful calls."""
+    turns = [replace(t, latency_s=simulated_call_s(t.output_tokens)) for t in sample.turns]
+    by_turn = {t.index: t.latency_s for t in turns}
+    attempts = [replace(a, latency_s=by_turn.get(a.turn, 0.0) if a.code == "ok" else 0.0) for a in sample.attempts]
+    return replace(sample, turns=turns, attempts=attempts, latency_s=round(sum(by_turn.values()), 3))
+
+
+class SimulatedClockStore(Store):
+    """The demo's store: samples are kept with simulated latency instead of wall time."""
+
+    def save_sample(self, run_id: str, sample: SampleResult, **options: Any) -> bool:
+        return super().save_sample(run_id, with_simulated_latency(sample), **options)
+
+
 @dataclass(frozen=True)
 class DemoPlan:
     start: date
@@ -126,7 +158,7 @@ def run_demo(days: int, out: Path, *, echo: Callable[[str], None] = print, end: 
              f"{len(project.config.models)} models x {len(project.canaries)} canaries x 3 samples a day")
         echo(f"  scripted: opus-4.5 regresses from {plan.regression}; gpt-5.1 is overloaded on {plan.incident} "
              f"and the day after; gateway-sonnet is re-routed from {plan.reroute}")
-        with Store.open(project.store_url, base_dir=project.root) as store:
+        with SimulatedClockStore.open(project.store_url, base_dir=project.root) as store:
             for offset in range(days):
                 day = plan.start + timedelta(days=offset)
                 report = run_day(project, RunOptions(as_of=day, quiet=True), store=store)

@@ -28,6 +28,7 @@ def test_malformed_yaml_reports_line(tmp_path):
     assert isinstance(err, FileError) and err.exit_code == EXIT_DATAERR
     assert str(err).startswith("prompts/bad.yaml:3")
     assert "invalid YAML" in str(err)
+    assert "at line 3, column 8" in str(err) and "flow sequence that starts at line 2, column 9" in str(err)
 
 
 def test_scorer_args_wrong_type_points_at_field(tmp_path):

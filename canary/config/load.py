@@ -12,13 +12,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from canary.config.coercion import check_model_fields, check_scorer_entry
+from canary.config.kinds import canary_kind
 from canary.config.models import (
     CANARY_KINDS,
     CanaryBase,
     ModelConfig,
     MultiTurnCanary,
     ProjectConfig,
+    ToolCallCanary,
 )
+from canary.config.tools import normalise_tools
 from canary.config.yamlfile import YamlDoc, format_loc, load_yaml
 from canary.errors import EXIT_CONFIG, FileError, SetupError
 
@@ -127,10 +131,13 @@ def validation_error(doc: YamlDoc, exc: ValidationError, model: type[BaseModel],
         problem = err["msg"].removeprefix("Value error, ")
     else:
         problem = err["msg"][0].lower() + err["msg"][1:]
-        if kind == "string_pattern_mismatch":
+        if kind == "string_pattern_mismatch" and loc[-1] == "name" and "tools" in loc:
+            problem = "not a valid tool name"
+            hint = "use letters, digits, _ and - (at most 64 characters)"
+        elif kind == "string_pattern_mismatch":
             problem = "not a valid identifier"
             hint = "use letters, digits and . _ - : / (at most 100 characters)"
-    return FileError(doc.path, doc.line_of(full), format_loc(full) or None, problem, hint)
+    return FileError(doc.path, doc.line_of(full), format_loc(doc.written(full)) or None, problem, hint)
 
 
 # --------------------------------------------------------------------------- loading
@@ -152,6 +159,7 @@ def load_config(config_path: Path) -> tuple[ProjectConfig, YamlDoc]:
     doc = load_yaml(config_path, str(config_path))
     if not isinstance(doc.data, dict):
         raise FileError(doc.path, 1, None, "expected a mapping at the top level", "see README: Config reference")
+    check_model_fields(doc, ProjectConfig)
     try:
         config = ProjectConfig.model_validate(doc.data)
     except ValidationError as exc:
@@ -187,13 +195,12 @@ def load_canary_file(path: Path, display: str) -> list[tuple[CanaryBase, YamlDoc
     for data, prefix in entries:
         if not isinstance(data, dict):
             raise FileError(display, doc.line_of(prefix), format_loc(prefix) or None, "expected a mapping")
-        kind = data.get("kind", "single")
-        model = CANARY_KINDS.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            raise FileError(
-                display, doc.line_of((*prefix, "kind")), format_loc((*prefix, "kind")),
-                f"unknown kind `{kind}`", f"use one of: {', '.join(CANARY_KINDS)}",
-            )
+        kind = canary_kind(data, doc, prefix)
+        model = CANARY_KINDS[kind]
+        data = {**data, "kind": kind}  # `tools:` / `turns:` without `kind:` say it
+        if model is ToolCallCanary:
+            data = normalise_tools(data, doc, prefix)
+        check_model_fields(doc, model, prefix, skip=("scorers",))  # scorers: by _bind_scorers
         try:
             canary = model.model_validate(data)
         except ValidationError as exc:
@@ -208,6 +215,7 @@ def _bind_scorers(registry: Any, canary: CanaryBase, doc: YamlDoc, prefix: tuple
     bound = []
     for index, entry in enumerate(canary.scorers):
         loc = (*prefix, "scorers", index)
+        check_scorer_entry(doc, registry, loc, entry)
         try:
             scorer = registry.build(entry)
         except ScorerSpecError as exc:
