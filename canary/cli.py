@@ -116,8 +116,8 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     Only slots missing for the day are run (a second run the same day fills gaps);
     --force re-runs them. Then checks the day (as `canary check`) unless --no-check.
     Exit 0 when every model answered and nothing fires, 1 when an alert fires, 69 when a
-    model rejected the requests (bad key, unknown model name, quota), 70 when a scorer crashed,
-    75 when another run holds the database (use --wait)."""
+    model rejected the requests (bad key, unknown model name, quota), 70 when a scorer crashed
+    or the database refused a sample (stored as harness_error), 75 when another run holds the database (use --wait)."""
     from canary.pipeline import RunOptions
     from canary.pipeline import run as run_pipeline
     from canary.summary import render_table, summarize
@@ -151,10 +151,13 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     firing = False
     if not no_check:
         firing = _check_and_print(project, report.day, channels, as_json=False, quiet=as_json)
+    for (model_id, canary_id, _, index), why in report.unstorable:
+        click.echo(f"canary: {model_id} / {canary_id} sample {index} {why}; stored as harness_error", err=True)
     if report.trouble:
         sys.exit(EXIT_UNAVAILABLE)
-    if any(s.outcome == "harness_error" for s in report.stats.samples):
+    if any(s.outcome == "harness_error" and s.error_code != "unstorable" for s in report.stats.samples):
         click.echo("canary: a scorer crashed; see `canary results --last` (outcome harness_error)", err=True)
+    if any(s.outcome == "harness_error" for s in report.stats.samples):
         sys.exit(EXIT_SOFTWARE)
     if firing:
         sys.exit(EXIT_FIRING)
