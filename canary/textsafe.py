@@ -19,7 +19,7 @@ import dataclasses
 import re
 from typing import Any
 
-from canary.records import Attempt, SampleResult, ScoreRecord, ToolCall, TurnRecord
+from canary.records import Attempt, ChatResponse, SampleResult, ScoreRecord, ToolCall, TurnRecord
 
 REPLACEMENT = "\ufffd"
 
@@ -42,6 +42,13 @@ def storable(text: str) -> str:
         # UTF-16 round trip: valid pairs become their character, lone halves U+FFFD.
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return text
+
+
+def decode(data: bytes) -> str:
+    """Bytes from the wire as text, for code that decodes a body itself (an excerpt of a body
+    the SDK could not parse): invalid UTF-8 becomes lone surrogates (`surrogateescape`), which
+    `sanitize_sample` then stores as U+FFFD with the `sanitized` flag, like any other odd text."""
+    return data.decode("utf-8", "surrogateescape")
 
 
 def is_storable(text: str) -> bool:
@@ -144,3 +151,21 @@ def sanitize_sample(sample: SampleResult) -> SampleResult:
     if c.changed or any(t.sanitized for t in turns):
         clean.sanitized = True
     return clean
+
+
+def sanitize_response(response: ChatResponse) -> tuple[ChatResponse, bool]:
+    """`response` with unstorable text replaced, and whether anything was. Applied as a reply
+    arrives, before it is scored or sent back in the next turn: the SDKs cannot encode a lone
+    surrogate into a request, so a conversation that echoed one would fail on its next turn."""
+    c = _Cleaner()
+    clean = dataclasses.replace(
+        response,
+        text=c.text(response.text),
+        tool_calls=tuple(_call(c, call) for call in response.tool_calls),
+        served_model=c.optional(response.served_model),
+        stop_reason=c.optional(response.stop_reason),
+        fingerprint=c.optional(response.fingerprint),
+        request_id=c.optional(response.request_id),
+        reasoning=tuple(c.value(block) for block in response.reasoning),
+    )
+    return (clean, True) if c.changed else (response, False)
