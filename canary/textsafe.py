@@ -69,6 +69,14 @@ def visible(text: str) -> str:
     return _INVISIBLE.sub(_marker, text)
 
 
+def json_visible(encoded: str) -> str:
+    """JSON text (from `json.dumps(..., ensure_ascii=False)`) with the characters `visible`
+    marks written as `\\uXXXX` escapes instead: the same JSON value, but a terminal or a log
+    viewer shows no bidi override or control character raw, and a lone surrogate cannot make
+    the output unencodable. Outside strings json.dumps writes only ASCII, so this is safe."""
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", encoded)
+
+
 class _Cleaner:
     """Replaces unstorable text in nested values and remembers whether it changed anything."""
 
