@@ -31,12 +31,22 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
-def _project(tmp_path: Path, server: SimServer, faults: list[SimFault], *, wire: str, stream: bool,
-             samples: int = SAMPLES, canaries: dict[str, str] | None = None) -> tuple[Path, str]:
+def _project(
+    tmp_path: Path,
+    server: SimServer,
+    faults: list[SimFault],
+    *,
+    wire: str,
+    stream: bool,
+    samples: int = SAMPLES,
+    canaries: dict[str, str] | None = None,
+) -> tuple[Path, str]:
     wire_model = f"odd-{uuid.uuid4().hex[:8]}"
     path = write_project(
         tmp_path,
-        config_with(remote_model("m", wire_model, server, wire=wire), samples=samples, stream=stream, concurrency=1),
+        config_with(
+            remote_model("m", wire_model, server, wire=wire), samples=samples, stream=stream, concurrency=1
+        ),
         canaries if canaries is not None else {"capital.yaml": SINGLE, "weather.yaml": WEATHER_TOOL},
     )
     script_the_sim(server, path, {wire_model: SimBehaviour(faults=faults)})
@@ -56,8 +66,9 @@ def _results_json(capsys, path: Path) -> tuple[list[dict], CliResult]:
     return json.loads(result.out), result
 
 
-@pytest.mark.parametrize(("wire", "stream"), [("anthropic", True), ("anthropic", False), ("openai", True),
-                                              ("openai", False)])
+@pytest.mark.parametrize(
+    ("wire", "stream"), [("anthropic", True), ("anthropic", False), ("openai", True), ("openai", False)]
+)
 def test_odd_text_is_stored_replaced_and_flagged_and_every_sample_kept(
     tmp_path, capsys, monkeypatch, server, key, store_url, wire, stream
 ):
@@ -80,7 +91,9 @@ def test_odd_text_is_stored_replaced_and_flagged_and_every_sample_kept(
     # the surrogate and the NUL each hit one reply: stored as U+FFFD, turn and sample flagged
     assert len(flagged) == 2
     for t in flagged:
-        text = t.reply + "".join(c.raw_arguments + json.dumps(c.arguments, ensure_ascii=False) for c in t.tool_calls)
+        text = t.reply + "".join(
+            c.raw_arguments + json.dumps(c.arguments, ensure_ascii=False) for c in t.tool_calls
+        )
         assert "\ufffd" in text + (t.served_model or "") + (t.fingerprint or "")
     assert {r.key for r in rows if r.sanitized} == {r.key for r in rows if any(t.sanitized for t in r.turns)}
     assert not any("\x00" in t.reply or re.search("[\ud800-\udfff]", t.reply) for t in turns)
@@ -106,8 +119,9 @@ def test_a_sample_the_database_refuses_is_its_own_harness_error(
     reason, the other samples of the run are committed, and the run says so with exit 70."""
     samples = 5
     faults = [SimFault(kind="odd_text", variant="huge_usage", times=1)]
-    path, wire_model = _project(tmp_path, server, faults, wire=wire, stream=stream, samples=samples,
-                                canaries={"capital.yaml": SINGLE})
+    path, wire_model = _project(
+        tmp_path, server, faults, wire=wire, stream=stream, samples=samples, canaries={"capital.yaml": SINGLE}
+    )
     _use_store(capsys, monkeypatch, path, store_url)
 
     run = run_cli(capsys, "run", "--config", str(path), "--quiet", "--no-check")
@@ -139,12 +153,16 @@ def test_a_sample_the_database_refuses_is_its_own_harness_error(
 
 
 @pytest.mark.parametrize(("wire", "stream"), [("anthropic", True), ("openai", False)])
-def test_invalid_utf8_in_a_body_is_a_retried_bad_response(tmp_path, capsys, monkeypatch, server, key, wire, stream):
+def test_invalid_utf8_in_a_body_is_a_retried_bad_response(
+    tmp_path, capsys, monkeypatch, server, key, wire, stream
+):
     """Raw bytes that are not UTF-8 inside the JSON: the SDK's own strict decoding rejects the
     body (canary does not decode it), so the attempt is `bad_response` and the retry policy asks
     again; the sample and every other one are stored."""
     faults = [SimFault(kind="odd_text", variant="invalid_utf8", times=1)]
-    path, wire_model = _project(tmp_path, server, faults, wire=wire, stream=stream, canaries={"capital.yaml": SINGLE})
+    path, wire_model = _project(
+        tmp_path, server, faults, wire=wire, stream=stream, canaries={"capital.yaml": SINGLE}
+    )
     run = run_cli(capsys, "run", "--config", str(path), "--quiet", "--no-check")
     assert run.code == 0, run.err
     assert server.stats() == {wire_model: SAMPLES + 1}

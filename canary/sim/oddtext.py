@@ -67,7 +67,9 @@ def effective(fault: SimFault, eff: Effective, model: str) -> Effective:
     if not odd:
         return eff
     return dataclasses.replace(
-        eff, served_model=f"{eff.served_model or model}{odd}", fingerprint=f"{eff.fingerprint or 'fp_sim'}{odd}"
+        eff,
+        served_model=f"{eff.served_model or model}{odd}",
+        fingerprint=f"{eff.fingerprint or 'fp_sim'}{odd}",
     )
 
 
