@@ -23,7 +23,6 @@ from canary.records import Attempt, ChatResponse, SampleResult, ScoreRecord, Too
 
 REPLACEMENT = "\ufffd"
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 # Bidi embeddings/overrides/isolates and marks, C0 controls but tab/newline/CR, DEL, C1
 # controls, line/paragraph separators and lone surrogates.
 _INVISIBLE = re.compile(
@@ -38,7 +37,7 @@ def storable(text: str) -> str:
     rejoined into its character rather than replaced."""
     if "\x00" in text:
         text = text.replace("\x00", REPLACEMENT)
-    if _SURROGATE.search(text) is not None:
+    if _has_surrogate(text):
         # UTF-16 round trip: valid pairs become their character, lone halves U+FFFD.
         text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return text
@@ -51,8 +50,20 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def _has_surrogate(text: str) -> bool:
+    """Whether UTF-8 cannot encode `text`. isascii() is O(1) in CPython; encoding is a C loop
+    that, on a 20 MB reply, costs about a third of a regex search."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def is_storable(text: str) -> bool:
-    return "\x00" not in text and _SURROGATE.search(text) is None
+    return "\x00" not in text and not _has_surrogate(text)
 
 
 def _marker(match: re.Match[str]) -> str:
