@@ -196,9 +196,8 @@ def _check_json(report) -> dict:
 
 
 def _print_check(report) -> None:
-    from rich.markup import escape
-
     from canary.ui import console
+    from canary.ui import shown as escape  # model-derived text: markers for bidi, then escaped
 
     out = console()
     out.print(f"check {report.day}: {len(report.firing)} alert(s) firing, {len(report.events)} new notification event(s)")
@@ -241,13 +240,13 @@ def check(config_path, as_of, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def alerts(config_path, show_all, as_json) -> None:
     """List alerts (firing ones unless --all), their lifecycle and the notification outbox."""
-    from rich.markup import escape
     from rich.table import Table
 
     from canary.results import jsonable
     from canary.store import Store
     from canary.store import alerting as db
     from canary.ui import console
+    from canary.ui import shown as escape  # model-derived text: markers for bidi, then escaped
 
     project = _load(config_path)
     with Store.open(project.store_url, base_dir=project.root) as store:

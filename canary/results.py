@@ -15,7 +15,7 @@ import click
 
 from canary.config.load import Project
 from canary.errors import CanaryError
-from canary.textsafe import json_visible, visible
+from canary.textsafe import json_visible
 
 
 def jsonable(value):
@@ -56,6 +56,8 @@ def print_results(
     from rich.markup import escape
     from rich.table import Table
 
+    from canary.ui import shown
+
     table = Table(title=title, title_justify="left")
     for name in ("model", "canary", "#", "outcome", "score", "latency s", "tokens out", "served model", "reason"):
         table.add_column(name, overflow="fold")
@@ -63,7 +65,7 @@ def print_results(
         table.add_row(
             escape(r.model_id), escape(r.canary_id), str(r.sample_index), r.outcome + (" *" if r.sanitized else ""),
             "-" if r.score is None else f"{r.score:.2f}", f"{r.latency_s:.2f}", str(r.output_tokens),
-            escape(visible(r.served_model or "-")), escape(visible((r.reason or "")[:160])),
+            shown(r.served_model or "-"), shown((r.reason or "")[:160]),
         )
     from canary.ui import console
 

@@ -173,3 +173,31 @@ def test_invalid_utf8_in_a_body_is_a_retried_bad_response(
     assert len(retried) == 1 and [a.code for a in retried[0].attempts] == ["bad_response", "ok"]
     data, _ = _results_json(capsys, path)
     assert len(data) == SAMPLES
+
+
+def test_a_bidi_served_model_name_is_shown_as_markers_in_check_and_alerts(tmp_path, capsys, server, key):
+    """Day 2 is answered by a model whose name carries a right-to-left override: the
+    served-model alert fires, and the terminal shows the override as a marker, never raw."""
+    path, wire_model = _project(
+        tmp_path, server, [], wire="anthropic", stream=False, samples=2, canaries={"capital.yaml": SINGLE}
+    )
+    assert (
+        run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-01", "--quiet", "--no-check").code
+        == 0
+    )
+    script_the_sim(
+        server, path, {wire_model: SimBehaviour(faults=[SimFault(kind="odd_text", variant="bidi")])}
+    )
+    assert (
+        run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-02", "--quiet", "--no-check").code
+        == 0
+    )
+
+    check = run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-05-02")
+    assert check.code == 1, check.out + check.err  # the served-model alert fires
+    assert f"{wire_model}⟨U+202E⟩⟨U+2066⟩evil⟨U+2069⟩⟨U+202C⟩" in check.out
+    assert not RAW_BIDI.search(check.out + check.err)
+    alerts = run_cli(capsys, "alerts", "--config", str(path))
+    assert alerts.code == 0 and "⟨U+202E⟩" in alerts.out and not RAW_BIDI.search(alerts.out)
+    table = run_cli(capsys, "results", "--config", str(path))
+    assert "⟨U+202E⟩" in table.out and not RAW_BIDI.search(table.out)
