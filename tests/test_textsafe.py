@@ -67,8 +67,8 @@ def test_json_visible_is_the_same_json_value_without_raw_controls() -> None:
     text.encode("utf-8")
 
 
-def _sample(turns: list[TurnRecord], **kw: object) -> SampleResult:
-    return SampleResult(date(2026, 1, 1), "m", "c", "h", 0, "pass", T0, T0, turns=turns, **kw)  # type: ignore[arg-type]
+def _sample(turns: list[TurnRecord], outcome: str = "pass", **kw: object) -> SampleResult:
+    return SampleResult(date(2026, 1, 1), "m", "c", "h", 0, outcome, T0, T0, turns=turns, **kw)  # type: ignore[arg-type]
 
 
 def test_sanitize_sample_flags_the_sample_and_only_the_altered_turns() -> None:
@@ -109,3 +109,17 @@ def test_sanitize_response_before_a_reply_is_scored_or_sent_back() -> None:
     json.dumps([clean.text, clean.tool_calls[0].arguments, clean.reasoning], ensure_ascii=False).encode()
     same, altered = sanitize_response(ChatResponse("ok", (), 1, 1, "m", None, None, 0.1))
     assert not altered and same.text == "ok"
+
+
+def test_progress_lines_show_a_hostile_reason_as_one_line_with_markers() -> None:
+    import io
+
+    from canary.progress import LineProgress
+
+    out = io.StringIO()
+    progress = LineProgress(1, out)
+    progress.advance(
+        _sample([], outcome="fail", reason="no Paris in \u202eLyon\n[2/1] m c#0 pass forged \ud800")
+    )
+    line = out.getvalue()
+    assert line.count("\n") == 1 and "⟨U+202E⟩Lyon [2/1] m c#0 pass forged \ufffd" in line
