@@ -23,10 +23,12 @@ from canary.records import Attempt, ChatResponse, SampleResult, ScoreRecord, Too
 
 REPLACEMENT = "\ufffd"
 
-# Bidi embeddings/overrides/isolates and marks, C0 controls but tab/newline/CR, DEL, C1
-# controls, line/paragraph separators and lone surrogates.
+# Bidi embeddings/overrides/isolates and marks, C0 controls but tab and newline, DEL, C1
+# controls, line/paragraph separators and lone surrogates; CR only when it does not end a
+# CRLF line (a bare CR sends a terminal back to the start of the line, to overwrite it).
 _INVISIBLE = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+    "|\r(?!\n)"
 )
 
 
@@ -76,7 +78,7 @@ def _marker(match: re.Match[str]) -> str:
 def visible(text: str) -> str:
     """`text` with bidi controls, NUL and other control characters shown as `⟨U+202E⟩`-style
     markers (lone surrogates as U+FFFD), so they can neither reorder nor hide what is around
-    them. Tabs and newlines stay. Escape for the medium (HTML, rich markup) afterwards."""
+    them. Tabs, newlines and CRLF stay. Escape for the medium (HTML, rich markup) afterwards."""
     return _INVISIBLE.sub(_marker, text)
 
 

@@ -55,6 +55,7 @@ def test_visible_marks_bidi_and_controls_but_keeps_newlines_and_tabs() -> None:
         "a⟨U+202E⟩b⟨U+2066⟩c⟨U+2069⟩⟨U+0000⟩d⟨U+001B⟩[31m⟨U+007F⟩⟨U+200F⟩"
     )
     assert visible("line1\nline2\tcol\r\n") == "line1\nline2\tcol\r\n"
+    assert visible("ok\rFORGED") == "ok⟨U+000D⟩FORGED"  # a bare CR would overwrite the line
     assert visible("half \ud800") == "half \ufffd"
     assert visible("日本語 ✓") == "日本語 ✓"
 
