@@ -104,7 +104,7 @@ class SampleWriter:
     def _save(self, sample: SampleResult, replace: bool) -> None:
         try:
             stored = self._store.save_sample(self._run_id, sample, replace=replace)
-        except Exception as exc:  # noqa: BLE001 - every failure is classified below
+        except Exception as exc:  # every failure is classified: the store's, or this sample's
             if is_outage(exc):
                 self._error = _as_store_error(exc, sample)
                 return
@@ -122,10 +122,11 @@ class SampleWriter:
         why = f"could not be stored: {one_line_error(exc)}"
         try:
             stored = self._store.save_sample(self._run_id, unstorable(sample, why), replace=replace)
-        except Exception as again:  # noqa: BLE001
+        except Exception as again:
             self._error = _as_store_error(again, sample)
             return None
-        self._unstorable.append((sample.key, why))
+        if stored:  # not when another runner stored the slot meanwhile
+            self._unstorable.append((sample.key, why))
         return stored
 
 
