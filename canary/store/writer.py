@@ -14,7 +14,7 @@ import threading
 import sqlalchemy as sa
 
 from canary.errors import EXIT_IOERR, StoreError
-from canary.records import Attempt, SampleResult
+from canary.records import SampleResult
 from canary.store.dberrors import is_disconnect
 from canary.store.store import Store
 
@@ -166,7 +166,6 @@ def unstorable(sample: SampleResult, why: str) -> SampleResult:
     attempts = [
         dataclasses.replace(a, code=_ascii(a.code, 64), message=_ascii(a.message, REASON_CHARS))
         for a in sample.attempts
-        if isinstance(a, Attempt)
     ]
     return SampleResult(
         day=sample.day,
