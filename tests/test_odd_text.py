@@ -201,3 +201,29 @@ def test_a_bidi_served_model_name_is_shown_as_markers_in_check_and_alerts(tmp_pa
     assert alerts.code == 0 and "⟨U+202E⟩" in alerts.out and not RAW_BIDI.search(alerts.out)
     table = run_cli(capsys, "results", "--config", str(path))
     assert "⟨U+202E⟩" in table.out and not RAW_BIDI.search(table.out)
+
+
+@pytest.mark.parametrize(("wire", "stream"), [("anthropic", False), ("openai", True)])
+def test_a_lone_surrogate_in_a_tool_name_is_stored_replaced(
+    tmp_path, capsys, monkeypatch, server, key, store_url, wire, stream
+):
+    """The call names no tool the canary knows (so no tool result is fed back and the sample
+    fails), and its name is stored with U+FFFD and the flag."""
+    faults = [SimFault(kind="odd_text", variant="tool_name", times=1)]
+    path, wire_model = _project(
+        tmp_path, server, faults, wire=wire, stream=stream, canaries={"w.yaml": WEATHER_TOOL}
+    )
+    _use_store(capsys, monkeypatch, path, store_url)
+    run = run_cli(capsys, "run", "--config", str(path), "--quiet", "--no-check")
+    assert run.code == 0, run.err
+    assert server.stats() == {wire_model: 1 + 2 * (SAMPLES - 1)}  # the odd call got no tool result
+    with Store.open(store_url) as store:
+        rows = store.samples()
+    assert len(rows) == SAMPLES
+    [odd] = [r for r in rows if r.sanitized]
+    assert odd.outcome == "fail" and len(odd.turns) == 1 and odd.turns[0].sanitized
+    [call] = odd.turns[0].tool_calls
+    assert call.name == "get_weather\ufffd" and call.arguments["city"] == "Paris\ufffd"
+    assert [r.outcome for r in rows if r is not odd] == ["pass"] * (SAMPLES - 1)
+    data, _ = _results_json(capsys, path)
+    assert [s["sanitized"] for s in data].count(True) == 1

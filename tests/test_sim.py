@@ -515,6 +515,7 @@ ODD_WIRE = {
     "nul": b"\\u0000",
     "invalid_utf8": b"\xff\xfe",  # raw, not UTF-8
     "bidi": "\u202e\u2066".encode(),
+    "tool_name": b"\\ud800",
 }
 
 
@@ -543,6 +544,8 @@ def test_odd_text_fault_sends_the_bytes_on_the_wire(sim: Load, wire: str, stream
         assert b"Paris" in raw or (stream and tools)  # the scripted answer is kept (streamed calls are split)
         # in the answer or the tool arguments, and in the served model name
         assert raw.count(ODD_WIRE[variant]) >= 2, raw[:400]
+        if variant == "tool_name" and tools:
+            assert b'get_weather\\ud800"' in raw
         request_id = response.headers["request-id" if wire == "anthropic" else "x-request-id"]
         assert request_id.endswith("\u202e")  # a hostile response header too
     assert server.stats() == {"m": 2}

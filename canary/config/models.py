@@ -67,7 +67,7 @@ class SimFault(Strict):
     to_day: date | None = Field(None, alias="to")
     size: Annotated[int, Field(ge=1)] = 1_000_000  # for kind: huge, characters in the answer
     # for kind: odd_text, what the answer, tool arguments and served model carry (canary.sim.oddtext)
-    variant: Literal["surrogate", "nul", "invalid_utf8", "bidi", "huge_usage"] = "surrogate"
+    variant: Literal["surrogate", "nul", "invalid_utf8", "bidi", "tool_name", "huge_usage"] = "surrogate"
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

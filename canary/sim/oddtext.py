@@ -9,6 +9,8 @@ name and fingerprint. `variant` picks the piece:
 - `nul`: NUL, sent as `\\u0000` (PostgreSQL text cannot hold it);
 - `invalid_utf8`: the raw bytes `0xff 0xfe` inside the JSON string (not UTF-8 at all);
 - `bidi`: right-to-left override and isolate controls (storable; the report must show them);
+- `tool_name`: a lone surrogate appended to the tool call's name as well (a text answer gets
+  it in the text), so the call names no tool the canary knows;
 - `huge_usage`: no odd text, but a usage count of 10**20 output tokens, beyond any integer
   column: a sample the database refuses.
 
@@ -34,6 +36,7 @@ PIECES = {
     "nul": "\x00",
     "invalid_utf8": BAD_BYTES_MARK,
     "bidi": "\u202e\u2066evil\u2069\u202c",
+    "tool_name": SURROGATE_MARK,
     "huge_usage": "",
 }
 HUGE_USAGE = 10**20
@@ -59,7 +62,10 @@ def content(fault: SimFault, scripted: Content) -> Content:
         arguments = {}
     arguments = {k: f"{v}{odd}" if isinstance(v, str) else v for k, v in arguments.items()}
     arguments["note"] = f"odd {odd} text"
-    return dataclasses.replace(scripted, raw_arguments=json.dumps(arguments, ensure_ascii=False))
+    name = f"{scripted.call_name}{odd}" if fault.variant == "tool_name" else scripted.call_name
+    return dataclasses.replace(
+        scripted, call_name=name, raw_arguments=json.dumps(arguments, ensure_ascii=False)
+    )
 
 
 def effective(fault: SimFault, eff: Effective, model: str) -> Effective:
