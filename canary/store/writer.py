@@ -137,7 +137,9 @@ def one_line_error(exc: BaseException) -> str:
     """`Type: first line` of an exception, ASCII only (a refused value must not be echoed back
     into the row that replaces it), at most REASON_CHARS characters."""
     lines = str(exc).strip().splitlines()
-    text = f"{type(exc).__name__}: {lines[0].strip()}" if lines else type(exc).__name__
+    first = lines[0].strip() if lines else ""
+    # a StoreError already names the database and the driver's message; others need their type
+    text = first if isinstance(exc, StoreError) and first else f"{type(exc).__name__}: {first}".rstrip(": ")
     text = text.encode("ascii", "backslashreplace").decode("ascii")
     return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
 
