@@ -120,7 +120,8 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     key, unknown model name, quota) stops only itself: the other models run, the check runs,
     and a `config` alert says which model cannot be monitored and why.
     Exit 0 when every model answered and nothing fires, 1 when an alert fires, 78 when a
-    model's API key variable is unset, 69 when a model was rejected, 70 when a scorer crashed,
+    model's API key variable is unset, 69 when a model was rejected, 70 when a scorer crashed or the database
+    refused a sample (stored as harness_error),
     75 when another run holds the database (use --wait)."""
     from canary.pipeline import RunOptions
     from canary.pipeline import run as run_pipeline
@@ -150,17 +151,23 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
         from canary.ui import console
 
         console().print(render_table(summaries, f"run {report.run_id} · {report.day} · {report.planned} samples"))
+    from canary.textsafe import visible
+
     for model_id, trouble in sorted(report.trouble.items()):
         skipped = f" ({trouble.skipped} samples skipped)" if trouble.skipped else ""
         hint = f" ({trouble.hint})" if trouble.hint else ""
-        click.echo(f"canary: model {model_id}: {trouble.message}{skipped}{hint}", err=True)
+        message = visible(trouble.message)  # the server's own words: bidi and control characters shown
+        click.echo(f"canary: model {model_id}: {message}{skipped}{hint}", err=True)
     firing = False
     if not no_check:
         firing = _check_and_print(project, report.day, channels, as_json=False, quiet=as_json)
+    for (model_id, canary_id, _, index), why in report.unstorable:
+        click.echo(f"canary: {model_id} / {canary_id} sample {index} {why}; stored as harness_error", err=True)
     if report.trouble_exit_code is not None:
         sys.exit(report.trouble_exit_code)
-    if any(s.outcome == "harness_error" for s in report.stats.samples):
+    if any(s.outcome == "harness_error" and s.error_code != "unstorable" for s in report.stats.samples):
         click.echo("canary: a scorer crashed; see `canary results --last` (outcome harness_error)", err=True)
+    if any(s.outcome == "harness_error" for s in report.stats.samples):
         sys.exit(EXIT_SOFTWARE)
     if firing:
         sys.exit(EXIT_FIRING)
@@ -204,10 +211,9 @@ def _check_json(report) -> dict:
 
 
 def _print_check(report) -> None:
-    from rich.markup import escape
-
     from canary.check import not_judged_lines
     from canary.ui import console
+    from canary.ui import shown as escape  # model-derived text: markers for bidi, then escaped
 
     out = console()
     muted = f" ({len(report.silenced)} silenced)" if report.silenced else ""
@@ -263,13 +269,13 @@ def check(config_path, as_of, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def alerts(config_path, show_all, as_json) -> None:
     """List alerts (firing ones unless --all), their lifecycle and the notification outbox."""
-    from rich.markup import escape
     from rich.table import Table
 
     from canary.results import jsonable
     from canary.store import Store
     from canary.store import alerting as db
     from canary.ui import console
+    from canary.ui import shown as escape  # model-derived text: markers for bidi, then escaped
 
     project = _load(config_path)
     with Store.open(project.store_url, base_dir=project.root) as store:

@@ -23,6 +23,7 @@ from canary.records import (
 )
 from canary.retry import call_with_retry
 from canary.scoring.base import ScoreInput
+from canary.textsafe import sanitize_response
 
 
 class ScorerCrashed(Exception):
@@ -57,7 +58,7 @@ async def _call(provider, probe: Probe, request: ChatRequest, transcript: Transc
     if outcome.response is None:
         transcript.error = outcome.error
         return None
-    r = outcome.response
+    r, turn.sanitized = sanitize_response(outcome.response)  # before it is scored or sent back
     turn.reply, turn.tool_calls = r.text, list(r.tool_calls)
     turn.input_tokens, turn.output_tokens, turn.latency_s = r.input_tokens, r.output_tokens, r.latency_s
     turn.served_model, turn.stop_reason, turn.fingerprint = r.served_model, r.stop_reason, r.fingerprint

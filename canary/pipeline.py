@@ -44,6 +44,8 @@ class RunReport:
     planned: int
     already: int
     stats: RunStats = field(default_factory=RunStats)
+    # (sample key, why) of samples the database refused, stored as harness_error instead
+    unstorable: list[tuple[tuple[str, str, str, int], str]] = field(default_factory=list)
 
     @property
     def trouble(self) -> dict[str, ModelTrouble]:
@@ -146,6 +148,8 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
                 written = writer.close()
             except CanaryError as exc:
                 failure, written, status = exc, writer.written, "failed"
+            report.unstorable = writer.unstorable
+            _mark_unstorable(report)
             with suppress(CanaryError):  # the samples are what matters; the run row is bookkeeping
                 store.finish_run(run_id, status=status, n_done=written)
         if failure is not None:
@@ -190,12 +194,23 @@ def _record_status(store: Store, report: RunReport, *, run_models: set[str]) -> 
     record(store, statuses, day=report.day, run_id=report.run_id, at=datetime.now(UTC))
 
 
+def _mark_unstorable(report: RunReport) -> None:
+    """Make the in-memory samples say what the store says about the ones it refused."""
+    why = dict(report.unstorable)
+    for sample in report.stats.samples:
+        if sample.key in why:
+            sample.outcome, sample.score, sample.error_code = "harness_error", None, "unstorable"
+            sample.reason = sample.error_message = why[sample.key]
+
+
 async def _run_all(probes: list[Probe], providers, project: Project, writer, replace, progress) -> RunStats:
     def on_sample(sample) -> None:
         writer.submit(sample, replace=sample.key in replace)
         progress.advance(sample)
 
     try:
+        # Only a store outage stops the run: a sample the database refuses is stored as its
+        # own harness_error by the writer, and the other samples go on.
         return await run_probes(
             probes, providers, global_limit=project.config.defaults.global_concurrency,
             on_sample=on_sample, should_stop=lambda: writer.error,

@@ -7,6 +7,7 @@ import sys
 from typing import Protocol, TextIO
 
 from canary.records import SampleResult
+from canary.textsafe import visible
 
 
 class Progress(Protocol):
@@ -21,7 +22,9 @@ class LineProgress:
 
     def advance(self, sample: SampleResult) -> None:
         self.done += 1
-        detail = f" ({sample.reason[:100]})" if sample.outcome != "pass" and sample.reason else ""
+        # the reason may quote the model: one line, bidi and control characters as markers
+        reason = " ".join(visible(sample.reason[:100]).split()) if sample.outcome != "pass" else ""
+        detail = f" ({reason})" if reason else ""
         self.stream.write(
             f"[{self.done}/{self.total}] {sample.model_id} {sample.canary_id}#{sample.sample_index} "
             f"{sample.outcome} {sample.latency_s:.2f}s{detail}\n"

@@ -133,6 +133,7 @@ class TurnRecord:
     stop_reason: str | None = None
     fingerprint: str | None = None
     scores: list[ScoreRecord] = field(default_factory=list)
+    sanitized: bool = False  # some text was altered to be storable (see canary.textsafe)
 
     @property
     def passed(self) -> bool | None:
@@ -165,6 +166,7 @@ class SampleResult:
     stop_reason: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    sanitized: bool = False  # some text of the sample was altered to be storable (see canary.textsafe)
 
     @property
     def key(self) -> tuple[str, str, str, int]:

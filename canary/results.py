@@ -1,4 +1,8 @@
-"""`canary results`: read stored samples back, as a table or JSON."""
+"""`canary results`: read stored samples back, as a table or JSON.
+
+Model text is untrusted: in the table it is shown through `textsafe.visible` (bidi and control
+characters as `⟨U+202E⟩` markers) and rich-escaped; in JSON those characters are `\\uXXXX`
+escapes, so neither output can reorder or recolour a terminal."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import click
 
 from canary.config.load import Project
 from canary.errors import CanaryError
+from canary.textsafe import json_visible
 
 
 def jsonable(value):
@@ -51,22 +56,26 @@ def print_results(
     if failures:
         rows = [r for r in rows if r.outcome != "pass"]
     if as_json:
-        click.echo(json.dumps([jsonable(r) for r in rows], indent=2, ensure_ascii=False, allow_nan=False))
+        click.echo(json_visible(json.dumps([jsonable(r) for r in rows], indent=2, ensure_ascii=False, allow_nan=False)))
         return
     from rich.markup import escape
     from rich.table import Table
+
+    from canary.ui import shown
 
     table = Table(title=title, title_justify="left")
     for name in ("model", "canary", "#", "outcome", "score", "latency s", "tokens out", "served model", "reason"):
         table.add_column(name, overflow="fold")
     for r in rows:
         table.add_row(
-            escape(r.model_id), escape(r.canary_id), str(r.sample_index), r.outcome,
+            escape(r.model_id), escape(r.canary_id), str(r.sample_index), r.outcome + (" *" if r.sanitized else ""),
             "-" if r.score is None else f"{r.score:.2f}", f"{r.latency_s:.2f}", str(r.output_tokens),
-            escape(r.served_model or "-"), escape((r.reason or "")[:160]),
+            shown(r.served_model or "-"), shown((r.reason or "")[:160]),
         )
     from canary.ui import console
 
     console().print(table)
     if not rows:
         click.echo("no samples match")
+    elif any(r.sanitized for r in rows):
+        click.echo("* text the database cannot hold (lone surrogate, NUL) was stored as U+FFFD")

@@ -579,3 +579,56 @@ def test_a_rerun_removes_only_the_pages_it_no_longer_writes(tmp_path):
     assert not (out / paths.model_page("beta")).exists()
     assert not (out / "canary" / paths.slug("beta")).exists()
     assert (out / "notes.html").read_text() == "mine" and (out / "canary" / "keep.txt").is_file()
+
+
+# --------------------------------------------------------------------------- invisible characters
+
+BIDI = "\u202e\u2066"  # right-to-left override + isolate: makes "txt.exe" read as "exe.txt"
+ODD_REPLY = f"Lyon {BIDI}gnp.exe\u2069\u202c ok\x1b[31m"
+ODD_SERVED = f"alpha{BIDI}-evil"
+
+
+def build_odd_case(root: Path) -> tuple[Path, Path]:
+    """A failing transcript with bidi controls in the reply, the served model and a tool
+    argument; an old row whose transcript still holds a raw NUL; a sample stored sanitized."""
+    project = make_project(root)
+    h = hashes(project)
+    odd = sample(TODAY, "alpha", "capital", h["capital"], 0, "fail", reply=ODD_REPLY, served=ODD_SERVED,
+                 reason=f"contains: no Paris in {BIDI}x")
+    surrogate = sample(TODAY, "alpha", "capital", h["capital"], 1, "fail", reply="half \ud800 a character")
+    call = ToolCall("call_1", "get_weather", {"city": f"Par{BIDI}is"}, f'{{"city": "Par{BIDI}is"}}')
+    weather = sample(TODAY, "alpha", "weather", h["weather"], 0, "fail", turns=[
+        TurnRecord(1, "What's the weather in Paris?", "", tool_calls=[call],
+                   scores=[ScoreRecord("tool_call", False, 0.0, "wrong city")])])
+    nul = sample(TODAY, "alpha", "steps", h["steps"], 0, "fail", turns=[
+        TurnRecord(1, "Name a colour.", "bl\x00ue", scores=[ScoreRecord("regex", False, 0.0, "no match")])])
+    store = Store.open(f"sqlite:///{root / 'canary.db'}", migrate=True)
+    with store:
+        save(store, [odd, surrogate, weather, nul])
+        # A row from before sanitizing existed: its transcript JSON still carries \u0000.
+        import sqlalchemy as sa
+
+        from canary.store.schema import samples as table
+
+        with store.writing() as conn:
+            conn.execute(sa.update(table).where(table.c.canary_id == "steps").values(
+                transcript=sa.func.replace(table.c.transcript, "\ufffd", "\\u0000"), sanitized=False))
+        write_report(project, store, out=root / "report", days=30, today=TODAY)
+    return root / "report", project.root
+
+
+def test_bidi_controls_and_nul_are_shown_as_markers_never_raw(tmp_path):
+    out, _ = build_odd_case(tmp_path)
+    capital = (out / paths.canary_page("alpha", "capital")).read_text(encoding="utf-8")
+    assert "Lyon ⟨U+202E⟩⟨U+2066⟩gnp.exe⟨U+2069⟩⟨U+202C⟩ ok⟨U+001B⟩[31m" in capital
+    assert "served by alpha⟨U+202E⟩⟨U+2066⟩-evil" in capital
+    assert "contains: no Paris in ⟨U+202E⟩⟨U+2066⟩x" in capital
+    # the surrogate was stored as U+FFFD, and the page says the text was altered
+    assert "half \ufffd a character" in capital and "text altered to be stored" in capital
+    weather = (out / paths.canary_page("alpha", "weather")).read_text(encoding="utf-8")
+    assert "Par⟨U+202E⟩⟨U+2066⟩is" in weather
+    steps = (out / paths.canary_page("alpha", "steps")).read_text(encoding="utf-8")
+    assert "bl⟨U+0000⟩ue" in steps
+    for page in out.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert not re.search("[\x00\x1b\u202a-\u202e\u2066-\u2069]", html), page

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from canary.report import paths
-from tests.test_report import EVIL, Case, build_case
+from tests.test_report import EVIL, Case, build_case, build_odd_case
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 TIMEOUT_S = 30.0  # a guard against a wedged browser, not a wait for anything to happen
@@ -265,6 +265,22 @@ def test_hostile_model_output_is_inert(browser, case):
     tab.open(case.out / paths.canary_page("alpha", "capital"))
     replies = tab.eval("[...document.querySelectorAll('.msg.assistant.failed pre')].map(p => p.textContent)")
     assert EVIL in replies  # shown as the text it is
+
+
+def test_bidi_controls_render_as_markers(browser, tmp_path):
+    """What a reader sees: the reply's text holds the markers and no bidi control, so the page
+    cannot show "exe.png" for a reply that says "gnp.exe"."""
+    out, _ = build_odd_case(tmp_path)
+    tab = Tab(browser, 1280)
+    tab.open(out / paths.canary_page("alpha", "capital"))
+    assert_clean(tab)
+    texts = tab.eval("[...document.querySelectorAll('.transcript')].map(a => a.textContent)")
+    joined = "".join(texts)
+    assert "gnp.exe⟨U+2069⟩" in joined and "served by alpha⟨U+202E⟩" in joined
+    assert not any(ch in joined for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x00")
+    tab.open(out / paths.canary_page("alpha", "steps"))
+    assert_clean(tab)
+    assert "bl⟨U+0000⟩ue" in tab.eval("document.querySelector('.msg.assistant pre').textContent")
 
 
 def test_the_dialog_check_can_fail(browser, tmp_path):

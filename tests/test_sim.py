@@ -506,3 +506,53 @@ def test_server_binds_loopback_and_stops_cleanly() -> None:
 def test_busy_port_is_a_setup_error(server: SimServer) -> None:
     with pytest.raises(SetupError, match="cannot listen"):
         SimServer(SimScript({}), port=server.port).start()
+
+
+# --------------------------------------------------------------------------- odd_text (canary.sim.oddtext)
+
+ODD_WIRE = {
+    "surrogate": b"\\ud800",  # a JSON escape for a lone surrogate
+    "nul": b"\\u0000",
+    "invalid_utf8": b"\xff\xfe",  # raw, not UTF-8
+    "bidi": "\u202e\u2066".encode(),
+    "tool_name": b"\\ud800",
+}
+
+
+def _raw_post(server: SimServer, wire: str, stream: bool, *, tools: bool) -> httpx.Response:
+    if wire == "anthropic":
+        url, body = server.anthropic_base_url + "/v1/messages", {"max_tokens": 200}
+        if tools:
+            body["tools"] = [{"name": "get_weather", "input_schema": {"type": "object"}}]
+    else:
+        url, body = server.openai_base_url + "/chat/completions", {}
+        if tools:
+            body["tools"] = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    prompt = TOOL.prompt if tools else SINGLE.prompt
+    body.update(model="m", messages=[user(prompt)], stream=stream)
+    return httpx.post(url, json=body, timeout=10)
+
+
+@pytest.mark.parametrize(("wire", "stream"), MODES, ids=MODE_IDS)
+@pytest.mark.parametrize("variant", list(ODD_WIRE))
+def test_odd_text_fault_sends_the_bytes_on_the_wire(sim: Load, wire: str, stream: bool, variant: str) -> None:
+    server = sim(m=SimBehaviour(faults=[SimFault(kind="odd_text", variant=variant)]))
+    for tools in (False, True):
+        response = _raw_post(server, wire, stream, tools=tools)
+        assert response.status_code == 200
+        raw = response.content
+        assert b"Paris" in raw or (stream and tools)  # the scripted answer is kept (streamed calls are split)
+        # in the answer or the tool arguments, and in the served model name
+        assert raw.count(ODD_WIRE[variant]) >= 2, raw[:400]
+        if variant == "tool_name" and tools:
+            assert b'get_weather\\ud800"' in raw
+        request_id = response.headers["request-id" if wire == "anthropic" else "x-request-id"]
+        assert request_id.endswith("\u202e")  # a hostile response header too
+    assert server.stats() == {"m": 2}
+
+
+def test_odd_text_huge_usage_claims_more_tokens_than_any_column_holds(sim: Load, ask) -> None:
+    sim(m=SimBehaviour(faults=[SimFault(kind="odd_text", variant="huge_usage")]))
+    for wire, stream in MODES:
+        answer = ask(wire, "m", [user(SINGLE.prompt)], stream=stream)
+        assert answer.text == "Paris" and answer.output_tokens == 10**20, (wire, stream)

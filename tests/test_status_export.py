@@ -298,7 +298,8 @@ def test_junit_has_one_suite_per_model_and_one_case_per_sample(project, store):
 def test_hostile_reply_and_served_model_are_exported_safely(project, store):
     bad = [s for s in store.samples(day=DAY2, model_ids=["bad"]) if s.canary_id == "hostile"]
     reply = bad[0].turns[0].reply
-    assert "<script>" in reply and "]]>" in reply and '"' in reply and "\n" in reply and "\x00" in reply
+    assert "<script>" in reply and "]]>" in reply and '"' in reply and "\n" in reply
+    assert "\x00" not in reply and "\ufffd" in reply and bad[0].sanitized  # NUL is stored as U+FFFD
     served = bad[0].served_model
     assert '"' in served and "\n" in served and "\\" in served and "# EOF" in served
 

@@ -139,7 +139,12 @@ def test_round_trip_keeps_every_field(store: Store, run_id: str) -> None:
     assert row.error_message == "nul\ufffdbyte"  # PostgreSQL text cannot hold NUL
     assert row.started_at == T0 and row.started_at.tzinfo == UTC
     assert row.finished_at == sample.finished_at and row.finished_at.tzinfo == UTC
-    assert row.turns == sample.turns  # the transcript, 1 MB answer and NUL included, exactly
+    # the transcript exactly, 1 MB answer included, but NUL (which PostgreSQL text cannot hold
+    # and a reader cannot see) replaced by U+FFFD, and the turn and the sample flagged
+    assert row.turns[0] == sample.turns[0] and not row.turns[0].sanitized
+    assert row.turns[1].reply == big + "\ufffdend" and row.turns[1].sanitized
+    assert row.turns[1].scores == sample.turns[1].scores
+    assert row.sanitized
     assert len(row.turns[1].reply) == 1_000_004
     assert row.n_attempts == 3
     assert row.attempts == sample.attempts
@@ -317,6 +322,77 @@ def test_writer_with_replace(store: Store, run_id: str) -> None:
         writer.submit(make_sample(0, reply="new"))
     assert writer.written == 1
     assert [r.turns[0].reply for r in store.samples()] == ["new"]
+
+
+def test_text_no_database_can_hold_is_replaced_and_flagged(store: Store, run_id: str) -> None:
+    odd = "a\ud800b\x00c"  # a lone surrogate (JSON "\ud800") and NUL
+    sample = make_sample(0, reply="Paris " + odd)
+    sample.turns[0].tool_calls = [ToolCall(id="c\udfff", name="look\x00up", arguments={"k\ud800": [odd]},
+                                           raw_arguments='{"k": "\ud800"}')]
+    sample.turns[0].served_model = sample.served_model = "m\ud800"
+    sample.turns[0].scores[0] = ScoreRecord("regex", True, 1.0, odd)
+    sample.fingerprint, sample.stop_reason, sample.reason, sample.error_message = odd, odd, odd, odd
+    sample.attempts[0] = Attempt(1, T0, 0.5, 200, "ok\x00", odd)
+    clean = make_sample(1, reply="\U0001f600 fine")  # as JSON "\ud83d\ude00" decodes
+    split = make_sample(2, reply="\ud83d" + "\ude00")  # a pair split across two stream deltas
+    assert store.save_sample(run_id, sample) and store.save_sample(run_id, clean) and store.save_sample(run_id, split)
+
+    bad, good, joined = store.samples(run_id=run_id)
+    fixed = "a\ufffdb\ufffdc"
+    turn = bad.turns[0]
+    assert bad.sanitized and turn.sanitized
+    assert turn.reply == "Paris " + fixed and turn.scores[0].reason == fixed
+    assert turn.tool_calls == [ToolCall("c\ufffd", "look\ufffdup", {"k\ufffd": [fixed]}, '{"k": "\ufffd"}')]
+    assert turn.served_model == bad.served_model == "m\ufffd"
+    assert (bad.fingerprint, bad.stop_reason, bad.reason, bad.error_message) == (fixed,) * 4
+    assert (bad.attempts[0].code, bad.attempts[0].message) == ("ok\ufffd", fixed)
+    assert not good.sanitized and not good.turns[0].sanitized and good.turns[0].reply == "\U0001f600 fine"
+    assert joined.turns[0].reply == "\U0001f600" and not joined.sanitized  # rejoined: nothing lost
+    assert store.samples(run_id=run_id, with_turns=False)[0].sanitized
+
+
+def test_writer_stores_a_refused_sample_as_its_harness_error(store: Store, run_id: str) -> None:
+    """A value no integer column holds (a usage count a server made up) is refused by the
+    database: that sample becomes harness_error, the ones before and after are stored."""
+    refused = make_sample(1, n_attempts=2)
+    refused.output_tokens = 10**20
+    with SampleWriter(store, run_id) as writer:
+        for sample in (make_sample(0), refused, make_sample(2)):
+            writer.submit(sample)
+        writer.flush()
+        assert writer.error is None
+    assert writer.written == 3
+    [(key, why)] = writer.unstorable
+    assert key == refused.key and why.startswith("could not be stored: ")
+    rows = store.samples(run_id=run_id)
+    assert [(r.sample_index, r.outcome) for r in rows] == [(0, "pass"), (1, "harness_error"), (2, "pass")]
+    kept = rows[1]
+    assert (kept.reason, kept.error_code, kept.error_message) == (why, "unstorable", why)
+    assert kept.turns == [] and kept.output_tokens == 0
+    assert [a.status for a in kept.attempts] == [529, 200]  # the request history is kept
+    assert "\n" not in why and why.isascii()
+
+
+def test_writer_stops_on_an_outage_not_on_a_sample(tmp_path: Path) -> None:
+    """A locked database is the store's problem: the writer stops instead of rewriting samples."""
+    path = tmp_path / "canary.db"
+    store = Store.open(f"sqlite:///{path}", busy_timeout_s=0.1)
+    run_id = store.start_run(day=DAY, model_ids=["opus"], n_planned=2)
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        writer = SampleWriter(store, run_id)
+        writer.submit(make_sample(0))
+        writer.flush()
+        assert isinstance(writer.error, StoreError) and "locked" in str(writer.error)
+        assert writer.unstorable == []
+    finally:
+        holder.rollback()
+        holder.close()
+    with pytest.raises(StoreError):
+        writer.close()
+    assert store.samples() == []
+    store.close()
 
 
 # --------------------------------------------------------------------------- runs and canaries

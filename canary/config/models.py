@@ -57,7 +57,8 @@ class SimFault(Strict):
     """A scripted failure. With `times`, the first N matching requests fail; otherwise each
     matching request fails with probability `rate`. `from`/`to` limit it to simulated days."""
 
-    kind: Literal["status", "quota", "timeout", "mid_stream", "empty", "bad_tool_args", "huge"] = "status"
+    kind: Literal["status", "quota", "timeout", "mid_stream", "empty", "bad_tool_args", "huge",
+                  "odd_text"] = "status"
     status: Annotated[int, Field(ge=400, le=599)] = 529
     times: Annotated[int, Field(ge=1)] | None = None
     rate: Annotated[float, Field(ge=0, le=1)] = 1.0
@@ -65,6 +66,8 @@ class SimFault(Strict):
     from_day: date | None = Field(None, alias="from")
     to_day: date | None = Field(None, alias="to")
     size: Annotated[int, Field(ge=1)] = 1_000_000  # for kind: huge, characters in the answer
+    # for kind: odd_text, what the answer, tool arguments and served model carry (canary.sim.oddtext)
+    variant: Literal["surrogate", "nul", "invalid_utf8", "bidi", "tool_name", "huge_usage"] = "surrogate"
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -2,7 +2,10 @@
 
 Security: autoescape is on for every template (model output is hostile text), the pages carry
 no script at all, and a Content-Security-Policy meta tag forbids loading anything, so even a
-bug that let markup through could not run or fetch. SVG charts are inline markup, not images."""
+bug that let markup through could not run or fetch. SVG charts are inline markup, not images.
+Every interpolated string also goes through `textsafe.visible` first (the environment's
+`finalize`), so a bidi override or a NUL in a reply, a served-model name or a reason shows as
+a marker such as `⟨U+202E⟩` instead of silently reordering the page."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 import canary
 from canary.config.load import Project
@@ -23,6 +27,7 @@ from canary.report import charts, fmt, paths, svg
 from canary.report.build import Site, build_site
 from canary.report.compare import COMPARE_DAYS
 from canary.store.store import Store
+from canary.textsafe import visible
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -48,8 +53,17 @@ def canary_json(canary: Any) -> str:
                       ensure_ascii=False)
 
 
+def shown(value: Any) -> Any:
+    """Jinja `finalize`: plain strings get visible markers; Markup (macros, SVG) and non-strings
+    pass as they are. Autoescaping happens afterwards, as always."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
+
+
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
+        finalize=shown,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,  # every template, whatever its file name
         undefined=jinja2.StrictUndefined,

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from canary.config.models import SimFault
 from canary.errors import SetupError
+from canary.sim import oddtext
 from canary.sim.anthropic_wire import AnthropicWire
 from canary.sim.openai_wire import OpenAIWire
 from canary.sim.replies import faulty, finish, scripted
@@ -134,15 +135,26 @@ async def model_call(request: web.Request, wire: Wire) -> web.StreamResponse:
         content = scripted(
             req, rule, lambda: state.roll(req.model, behaviour, day, key, eff.quality), eff.forget_after_turn
         )
+    odd = fault if fault is not None and fault.kind == "odd_text" else None
+    if odd is not None:
+        content, eff = oddtext.content(odd, content), oddtext.effective(odd, eff, req.model)
     reply = finish(content, req, eff)
+    if odd is not None:
+        reply = oddtext.reply(odd, reply)
     broken = fault is not None and fault.kind == "mid_stream"
     headers = {wire.request_id_header: new_id("req_sim_")}
+    if odd is not None:
+        headers[wire.request_id_header] += oddtext.REQUEST_ID_SUFFIX
     if req.stream:
         frames = wire.frames(reply, req, eff, broken=broken)
+        if odd is not None:
+            frames = [oddtext.encode(f) for f in frames]
         return await stream(request, frames, eff.latency_s, headers, close=broken)
     if eff.latency_s:
         await asyncio.sleep(eff.latency_s)
     payload = dumps(wire.response(reply, req, eff))
+    if odd is not None:
+        payload = oddtext.encode(payload)
     if broken:
         return await truncated(request, payload, headers)
     return web.Response(body=payload, content_type=JSON, headers=headers)

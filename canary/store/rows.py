@@ -58,6 +58,7 @@ class SampleRow:
     finished_at: datetime
     turns: list[TurnRecord]
     attempts: list[Attempt]
+    sanitized: bool = False  # some text was altered to be storable (canary.textsafe)
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -68,7 +69,7 @@ class SampleRow:
 
 
 def _turn_to_json(turn: TurnRecord) -> dict[str, Any]:
-    return {
+    data = {
         "index": turn.index,
         "sent": turn.sent,
         "reply": turn.reply,
@@ -86,6 +87,9 @@ def _turn_to_json(turn: TurnRecord) -> dict[str, Any]:
             {"scorer": s.scorer, "passed": s.passed, "score": s.score, "reason": s.reason} for s in turn.scores
         ],
     }
+    if turn.sanitized:  # only when set: most transcripts never need it
+        data["sanitized"] = True
+    return data
 
 
 def _turn_from_json(data: Mapping[str, Any]) -> TurnRecord:
@@ -104,6 +108,7 @@ def _turn_from_json(data: Mapping[str, Any]) -> TurnRecord:
         stop_reason=data.get("stop_reason"),
         fingerprint=data.get("fingerprint"),
         scores=[ScoreRecord(**s) for s in data.get("scores", ())],
+        sanitized=bool(data.get("sanitized", False)),
     )
 
 
@@ -119,13 +124,8 @@ def decode_turns(text: str) -> list[TurnRecord]:
 # --------------------------------------------------------------------------- rows
 
 
-def clean(text: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL; replace it on both dialects so they store the same.
-    (The transcript needs no cleaning: JSON escapes NUL as \\u0000.)"""
-    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
-
-
 def sample_values(run_id: str, s: SampleResult) -> dict[str, Any]:
+    """The row of a sample already passed through `canary.textsafe.sanitize_sample`."""
     return {
         "run_id": run_id,
         "day": s.day,
@@ -135,21 +135,22 @@ def sample_values(run_id: str, s: SampleResult) -> dict[str, Any]:
         "sample_index": s.sample_index,
         "outcome": s.outcome,
         "score": s.score,
-        "reason": clean(s.reason),
+        "reason": s.reason,
         "failed_turn": s.failed_turn,
         "n_attempts": len(s.attempts),
         "input_tokens": s.input_tokens,
         "output_tokens": s.output_tokens,
         "cost_usd": s.cost_usd,
         "latency_s": s.latency_s,
-        "served_model": clean(s.served_model),
-        "fingerprint": clean(s.fingerprint),
-        "stop_reason": clean(s.stop_reason),
-        "error_code": clean(s.error_code),
-        "error_message": clean(s.error_message),
+        "served_model": s.served_model,
+        "fingerprint": s.fingerprint,
+        "stop_reason": s.stop_reason,
+        "error_code": s.error_code,
+        "error_message": s.error_message,
         "started_at": s.started_at,
         "finished_at": s.finished_at,
         "transcript": encode_turns(s.turns),
+        "sanitized": s.sanitized,
     }
 
 
@@ -163,8 +164,8 @@ def attempt_values(sample_id: int, attempts: list[Attempt]) -> list[dict[str, An
             "started_at": a.started_at,
             "latency_s": a.latency_s,
             "status": a.status,
-            "code": clean(a.code),
-            "message": clean(a.message),
+            "code": a.code,
+            "message": a.message,
             "retry_after_s": a.retry_after_s,
         }
         for seq, a in enumerate(attempts)
@@ -212,6 +213,7 @@ def sample_from_row(row: Mapping[str, Any], attempts: list[Attempt]) -> SampleRo
         finished_at=row["finished_at"],
         turns=decode_turns(transcript) if transcript is not None else [],
         attempts=attempts,
+        sanitized=bool(row.get("sanitized", False)),
     )
 
 

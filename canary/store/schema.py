@@ -16,7 +16,7 @@ from canary.records import OUTCOMES
 
 # Every revision this code knows, oldest first. A database at a revision missing from
 # here was written by a newer canary and is refused rather than misread.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003_h7")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003_h7", "0003_h2")
 HEAD_REVISION = REVISIONS[-1]
 
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
@@ -115,6 +115,8 @@ samples = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=False),
     sa.Column("transcript", sa.Text, nullable=False),  # JSON list of turns
+    # Some text was altered to be storable (lone surrogate / NUL -> U+FFFD): canary.textsafe.
+    sa.Column("sanitized", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.PrimaryKeyConstraint("id", name="pk_samples"),
     sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_samples_run_id_runs"),
     sa.UniqueConstraint(*SAMPLE_KEY, name="uq_samples_key"),

@@ -34,6 +34,7 @@ from canary.store.rows import (
     sample_values,
 )
 from canary.store.schema import HEAD_REVISION, RUN_STATUSES, SAMPLE_KEY, attempts, canaries, runs, samples
+from canary.textsafe import sanitize_sample
 
 FINAL_STATUSES = tuple(s for s in RUN_STATUSES if s != "running")
 T = TypeVar("T")
@@ -316,7 +317,11 @@ class Store:
 
     def save_sample(self, run_id: str, sample: SampleResult, *, replace: bool = False) -> bool:
         """Store one sample and its attempts in one transaction; False if its key was already
-        there and `replace` is off. replace=True swaps the old row and attempts atomically."""
+        there and `replace` is off. replace=True swaps the old row and attempts atomically.
+
+        Text neither database can hold (lone surrogates, NUL) is replaced by U+FFFD first and
+        the sample flagged `sanitized` (canary.textsafe)."""
+        sample = sanitize_sample(sample)
         values = sample_values(run_id, sample)
 
         def write() -> bool:
