@@ -118,9 +118,9 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     Exit 0 when every model answered and nothing fires, 1 when an alert fires, 69 when a
     model rejected the requests (bad key, unknown model name, quota), 70 when a scorer crashed,
     75 when another run holds the database (use --wait)."""
+    from canary.heartbeat import Heartbeat
     from canary.pipeline import RunOptions
     from canary.pipeline import run as run_pipeline
-    from canary.summary import render_table, summarize
 
     project = _load(config_path)
     if not no_check:
@@ -131,7 +131,26 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
 
     options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet,
                          wait=wait, shard=Shard.parse(shard) if shard else None)
-    report = run_pipeline(project, options)
+    heartbeat = Heartbeat.from_config(project.config.heartbeat, os.environ,
+                                      warn=lambda line: click.echo(f"canary: {line}", err=True))
+    report = None
+    try:
+        report = run_pipeline(project, options, on_start=heartbeat.run_started)
+        firing = _print_run(project, report, None if no_check else channels, as_json=as_json)
+        code = _run_exit_code(report, firing)
+    except BaseException as exc:  # the heartbeat says /fail, then the error goes on as before
+        heartbeat.run_failed(exc, report)
+        raise
+    heartbeat.run_finished(code, report, None if no_check else int(firing))
+    if code:
+        sys.exit(code)
+
+
+def _print_run(project, report, channels, *, as_json: bool) -> bool:
+    """Print the run's summary and check the day (unless channels is None: --no-check); True
+    when an alert is firing."""
+    from canary.summary import render_table, summarize
+
     summaries = summarize(report.stats.samples)
     if as_json:
         click.echo(json.dumps({
@@ -148,16 +167,18 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     for model_id, trouble in sorted(report.trouble.items()):
         skipped = f" ({trouble.skipped} samples skipped)" if trouble.skipped else ""
         click.echo(f"canary: model {model_id}: {trouble.message}{skipped}", err=True)
-    firing = False
-    if not no_check:
-        firing = _check_and_print(project, report.day, channels, as_json=False, quiet=as_json)
+    if channels is None:
+        return False
+    return _check_and_print(project, report.day, channels, as_json=False, quiet=as_json)
+
+
+def _run_exit_code(report, firing: bool) -> int:
     if report.trouble:
-        sys.exit(EXIT_UNAVAILABLE)
+        return EXIT_UNAVAILABLE
     if any(s.outcome == "harness_error" for s in report.stats.samples):
         click.echo("canary: a scorer crashed; see `canary results --last` (outcome harness_error)", err=True)
-        sys.exit(EXIT_SOFTWARE)
-    if firing:
-        sys.exit(EXIT_FIRING)
+        return EXIT_SOFTWARE
+    return EXIT_FIRING if firing else 0
 
 
 # --------------------------------------------------------------------------- check / alerts
@@ -168,8 +189,13 @@ def _check_and_print(project, day, channels, *, as_json: bool, quiet: bool = Fal
     from canary.check import run_check
     from canary.store import Store
 
+    from canary.gap import say_gap
+
     with Store.open(project.store_url, base_dir=project.root) as store:
+        gap = say_gap(project, store, day=day, channels=channels)  # queued here, delivered by the check
         report = run_check(project, store, as_of=day, channels=channels)
+    if gap is not None and not as_json:
+        click.echo(f"canary: monitoring gap: {gap.summary}", err=True)
     if as_json:
         click.echo(json.dumps(_check_json(report), indent=2, ensure_ascii=False))
     elif not quiet:
