@@ -62,15 +62,22 @@ class Gap:
 
     @property
     def detail(self) -> str:
-        ended = (f"the run of {self.until.day} ended it" if self.until
-                 else "still open: the next scheduled run ends it")
-        text = (f"last completed run at {self.since.at:%Y-%m-%d %H:%M} UTC; {ended}. The canary itself was not "
-                "running (host off or asleep, timer or daemon stopped, runs failing): nothing was monitored "
-                "in between")
+        ended = (
+            f"the run of {self.until.day} ended it"
+            if self.until
+            else "still open: the next scheduled run ends it"
+        )
+        text = (
+            f"last completed run at {self.since.at:%Y-%m-%d %H:%M} UTC; {ended}. The canary itself was not "
+            "running (host off or asleep, timer or daemon stopped, runs failing): nothing was monitored "
+            "in between"
+        )
         return f"{self.note}; {text}" if self.note else text
 
 
-def closed_gap(completed: Sequence[Completed], *, day: date, now: datetime, max_age_hours: float) -> Gap | None:
+def closed_gap(
+    completed: Sequence[Completed], *, day: date, now: datetime, max_age_hours: float
+) -> Gap | None:
     """The gap the newest completed run ended, if it is longer than `max_age_hours`.
 
     Only the newest gap, and only while it is news: never for a past day re-checked (a run for a
@@ -92,34 +99,59 @@ def _notify(project: Project, store: Store, gap: Gap, channels: Sequence, *, day
     """Record the gap once and queue its message for every channel; True when new."""
     report_url = project.config.alerts.report_url
     event = AlertEvent(
-        alert_id=gap.alert_id, event="gap", model_id="*", scope="all canaries", signal="gap", summary=gap.summary,
-        today=f"{gap.hours:.0f} h without a completed run", baseline=f"limit {gap.limit_hours:g} h "
-        "(signals.max_age_hours)", detail=gap.detail, day=day, report_url=report_url,
+        alert_id=gap.alert_id,
+        event="gap",
+        model_id="*",
+        scope="all canaries",
+        signal="gap",
+        summary=gap.summary,
+        today=f"{gap.hours:.0f} h without a completed run",
+        baseline=f"limit {gap.limit_hours:g} h (signals.max_age_hours)",
+        detail=gap.detail,
+        day=day,
+        report_url=report_url,
     )
-    message = AlertMessage(id=uuid.uuid4().hex, title=f"canary: monitoring gap — {gap.summary}", events=(event,),
-                           created_at=gap.now, report_url=report_url)
+    message = AlertMessage(
+        id=uuid.uuid4().hex,
+        title=f"canary: monitoring gap — {gap.summary}",
+        events=(event,),
+        created_at=gap.now,
+        report_url=report_url,
+    )
     return record_gap(
-        store, alert_id=gap.alert_id, day=day, now=gap.now, summary=gap.summary, today=event.today or "",
-        baseline=event.baseline or "", detail=gap.detail, message_id=message.id,
-        channels=[c.name for c in channels], payload=message_to_json(message),
+        store,
+        alert_id=gap.alert_id,
+        day=day,
+        now=gap.now,
+        summary=gap.summary,
+        today=event.today or "",
+        baseline=event.baseline or "",
+        detail=gap.detail,
+        message_id=message.id,
+        channels=[c.name for c in channels],
+        payload=message_to_json(message),
     )
 
 
-def say_gap(project: Project, store: Store, *, day: date | None, channels: Sequence,
-            now: datetime | None = None) -> Gap | None:
+def say_gap(
+    project: Project, store: Store, *, day: date | None, channels: Sequence, now: datetime | None = None
+) -> Gap | None:
     """Before a check: queue the gap the newest run ended, once (the check then delivers it).
     Returns the gap when this call recorded it."""
     from canary.check import check_clock
 
     day, at = check_clock(day, now)
-    gap = closed_gap(completed_runs(store), day=day, now=at, max_age_hours=project.config.signals.max_age_hours)
+    gap = closed_gap(
+        completed_runs(store), day=day, now=at, max_age_hours=project.config.signals.max_age_hours
+    )
     if gap is None or not _notify(project, store, gap, channels, day=day):
         return None
     return gap
 
 
-def say_missed_slot(project: Project, store: Store, *, slot: datetime, channels: Sequence,
-                    now: datetime | None = None) -> Gap | None:
+def say_missed_slot(
+    project: Project, store: Store, *, slot: datetime, channels: Sequence, now: datetime | None = None
+) -> Gap | None:
     """The daemon found a slot it can no longer run: record the open gap and deliver it now.
     None when there is no completed run yet (nothing was being monitored) or it was already said."""
     from canary.alerts.outbox import deliver_pending
@@ -129,9 +161,13 @@ def say_missed_slot(project: Project, store: Store, *, slot: datetime, channels:
     if not completed:
         return None
     grace = project.config.schedule.misfire_grace_hours if project.config.schedule else 0
-    note = (f"the run due at {slot.astimezone(UTC):%Y-%m-%d %H:%M} UTC was missed: {(at - slot).total_seconds() / 3600:.1f} h "
-            f"late, past misfire_grace_hours ({grace:g} h)")
-    gap = Gap(since=completed[-1], until=None, now=at, limit_hours=project.config.signals.max_age_hours, note=note)
+    note = (
+        f"the run due at {slot.astimezone(UTC):%Y-%m-%d %H:%M} UTC was missed: {(at - slot).total_seconds() / 3600:.1f} h "
+        f"late, past misfire_grace_hours ({grace:g} h)"
+    )
+    gap = Gap(
+        since=completed[-1], until=None, now=at, limit_hours=project.config.signals.max_age_hours, note=note
+    )
     if not _notify(project, store, gap, channels, day=at.date()):
         return None
     if channels:

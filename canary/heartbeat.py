@@ -70,7 +70,9 @@ def build_ping(style: str, url: str, kind: Kind, summary: str, run_id: str) -> P
     if style == "uptime_kuma":
         if kind == "start":
             return None
-        keep = [(k, v) for k, v in query if k not in ("status", "msg", "ping")]  # the copied URL has ?status=up&msg=OK&ping=
+        keep = [
+            (k, v) for k, v in query if k not in ("status", "msg", "ping")
+        ]  # the copied URL has ?status=up&msg=OK&ping=
         query = [*keep, ("status", "up" if kind == "success" else "down"), ("msg", short)]
         return Ping("GET", urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), "")))
     raise ValueError(f"unknown heartbeat style {style!r}")
@@ -86,7 +88,7 @@ def _answer_problem(style: str, status: int, answer: bytes) -> str | None:
         except (ValueError, AttributeError, UnicodeDecodeError):
             ok = False
         if not ok:
-            return f"answered HTTP {status} without {{\"ok\": true}}"
+            return f'answered HTTP {status} without {{"ok": true}}'
     return None
 
 
@@ -99,8 +101,13 @@ def send(ping: Ping, timeout_s: float) -> str | None:
     from canary.alerts.channels.posting import _proxy_for, _scrub
 
     request = httpx.Request(
-        ping.method, ping.url, content=ping.body or None,
-        headers={"User-Agent": USER_AGENT, **({"Content-Type": "text/plain; charset=utf-8"} if ping.body else {})},
+        ping.method,
+        ping.url,
+        content=ping.body or None,
+        headers={
+            "User-Agent": USER_AGENT,
+            **({"Content-Type": "text/plain; charset=utf-8"} if ping.body else {}),
+        },
         extensions={"timeout": httpx.Timeout(timeout_s).as_dict()},
     )
     try:
@@ -126,8 +133,15 @@ def send(ping: Ping, timeout_s: float) -> str | None:
 class Heartbeat:
     """One run's pings. `warn` gets one line per ping that did not land (never the URL)."""
 
-    def __init__(self, url: str | None, *, style: str = "healthchecks", timeout_s: float = 10.0,
-                 warn: Callable[[str], None], run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        style: str = "healthchecks",
+        timeout_s: float = 10.0,
+        warn: Callable[[str], None],
+        run_id: str | None = None,
+    ) -> None:
         self._url = url  # None: no heartbeat configured (or usable); every ping is a no-op
         self.label = f"heartbeat ({redact(url)}, {style})" if url else "heartbeat (off)"
         self.style, self.timeout_s, self.warn = style, timeout_s, warn
@@ -142,8 +156,9 @@ class Heartbeat:
         return self._url is not None
 
     @classmethod
-    def from_config(cls, config: HeartbeatConfig | None, env: Mapping[str, str], *,
-                    warn: Callable[[str], None]) -> Heartbeat:
+    def from_config(
+        cls, config: HeartbeatConfig | None, env: Mapping[str, str], *, warn: Callable[[str], None]
+    ) -> Heartbeat:
         """Off when no heartbeat is configured, or (with one warning) when its variable is not set
         or holds no http(s) URL: the run goes on, and the outside monitor, seeing no ping, says so."""
         if config is None:
@@ -170,17 +185,27 @@ class Heartbeat:
 
     def run_started(self, report: Any) -> None:
         """pipeline.run's on_start: the run holds its lock and has planned the day."""
-        self.start(f"canary run starting for {report.day}: {report.planned} samples planned, "
-                   f"{report.already} already stored\n")
+        self.start(
+            f"canary run starting for {report.day}: {report.planned} samples planned, "
+            f"{report.already} already stored\n"
+        )
 
     def run_finished(self, code: int, report: Any, firing: int | None) -> None:
         """Success when the run and its check completed (exit 0, or 1: an alert is firing and was
         notified); fail for anything else (69 a model could not be monitored, 70, ...)."""
-        self.finish(code in (EXIT_OK, EXIT_FIRING), run_summary(
-            day=report.day, run_id=report.run_id, planned=report.planned, already=report.already,
-            outcomes=Counter(s.outcome for s in report.stats.samples), trouble=list(report.trouble),
-            firing=firing, exit_code=code,
-        ))
+        self.finish(
+            code in (EXIT_OK, EXIT_FIRING),
+            run_summary(
+                day=report.day,
+                run_id=report.run_id,
+                planned=report.planned,
+                already=report.already,
+                outcomes=Counter(s.outcome for s in report.stats.samples),
+                trouble=list(report.trouble),
+                firing=firing,
+                exit_code=code,
+            ),
+        )
 
     def run_failed(self, exc: BaseException, report: Any = None) -> None:
         """The run raised. A run that found another one holding the lock never started: that one
@@ -195,11 +220,20 @@ class Heartbeat:
             code, reason = EXIT_INTERRUPTED, "interrupted; completed samples are stored"
         else:
             code, reason = EXIT_SOFTWARE, f"{type(exc).__name__} (a bug in canary: run with CANARY_DEBUG=1)"
-        self.finish(False, run_summary(
-            day=getattr(report, "day", "-"), run_id=getattr(report, "run_id", None),
-            planned=getattr(report, "planned", 0), already=getattr(report, "already", 0), outcomes={},
-            trouble=[], firing=None, exit_code=code, error=reason,
-        ))
+        self.finish(
+            False,
+            run_summary(
+                day=getattr(report, "day", "-"),
+                run_id=getattr(report, "run_id", None),
+                planned=getattr(report, "planned", 0),
+                already=getattr(report, "already", 0),
+                outcomes={},
+                trouble=[],
+                firing=None,
+                exit_code=code,
+                error=reason,
+            ),
+        )
 
     def _ping(self, kind: Kind, summary: str) -> bool:
         if self._url is None:
@@ -225,8 +259,18 @@ class Heartbeat:
         return False
 
 
-def run_summary(*, day: object, run_id: str | None, planned: int, already: int, outcomes: Mapping[str, int],
-                trouble: list[str], firing: int | None, exit_code: int, error: str | None = None) -> str:
+def run_summary(
+    *,
+    day: object,
+    run_id: str | None,
+    planned: int,
+    already: int,
+    outcomes: Mapping[str, int],
+    trouble: list[str],
+    firing: int | None,
+    exit_code: int,
+    error: str | None = None,
+) -> str:
     """A few lines for the ping body: counts and ids only, never a prompt, an answer or a secret."""
     order = ["pass", "fail", "unavailable", "error", "harness_error"]
     counts = ", ".join(f"{k} {outcomes.get(k, 0)}" for k in order if k in outcomes or k in order[:3])

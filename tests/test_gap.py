@@ -15,17 +15,24 @@ from tests.projects import SIM_CONFIG, write_project
 
 
 def _project(tmp_path, receiver, extra: str = ""):
-    config = SIM_CONFIG + textwrap.dedent(f"""\
+    config = (
+        SIM_CONFIG
+        + textwrap.dedent(f"""\
         alerts:
           log: false
-          webhook: {{url: "{receiver.url('/hook')}"}}
-        """) + extra
+          webhook: {{url: "{receiver.url("/hook")}"}}
+        """)
+        + extra
+    )
     return write_project(tmp_path, config)
 
 
 def _gap_hooks(receiver) -> list[dict]:
-    return [r.json() for r in receiver.received() if r.path == "/hook"
-            and any(e["signal"] == "gap" for e in r.json()["events"])]
+    return [
+        r.json()
+        for r in receiver.received()
+        if r.path == "/hook" and any(e["signal"] == "gap" for e in r.json()["events"])
+    ]
 
 
 def test_a_run_after_a_gap_says_it_once(tmp_path, capsys, http_receiver) -> None:
@@ -70,7 +77,10 @@ def test_a_run_after_a_gap_says_it_once(tmp_path, capsys, http_receiver) -> None
     assert len(_gap_hooks(http_receiver)) == 1  # consecutive days: no gap
     assert run_cli(capsys, "run", "-q", "--config", str(path), "--as-of", "2026-03-10").code == 0
     hooks = _gap_hooks(http_receiver)
-    assert len(hooks) == 2 and hooks[1]["events"][0]["summary"] == "no completed run since 2026-03-05: 4 days missed"
+    assert (
+        len(hooks) == 2
+        and hooks[1]["events"][0]["summary"] == "no completed run since 2026-03-05: 4 days missed"
+    )
 
 
 def test_a_queued_gap_survives_a_dead_channel(tmp_path, capsys, http_receiver) -> None:
@@ -102,9 +112,15 @@ def test_closed_gap_rules() -> None:
     runs = [_c(d), _c(d + timedelta(days=1), 9)]  # 27 h: a gap of no whole day
     now = runs[-1].at
     gap = closed_gap(runs, day=now.date(), now=now, max_age_hours=26)
-    assert gap is not None and gap.days_missed == 0 and gap.summary == "no completed run for 27 h since 2026-03-01 06:00 UTC"
+    assert (
+        gap is not None
+        and gap.days_missed == 0
+        and gap.summary == "no completed run for 27 h since 2026-03-01 06:00 UTC"
+    )
     assert closed_gap(runs, day=d, now=now, max_age_hours=26) is None  # a past day: never
-    assert closed_gap(runs, day=now.date(), now=now + timedelta(hours=27), max_age_hours=26) is None  # old news
+    assert (
+        closed_gap(runs, day=now.date(), now=now + timedelta(hours=27), max_age_hours=26) is None
+    )  # old news
     assert closed_gap(runs[:1], day=now.date(), now=now, max_age_hours=26) is None  # the first run ever
     open_gap = Gap(since=runs[0], until=None, now=datetime(2026, 3, 4, 13, tzinfo=UTC), limit_hours=26)
     assert open_gap.days_missed == 3 and open_gap.alert_id == gap.alert_id  # same gap, same notice

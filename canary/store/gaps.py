@@ -53,15 +53,31 @@ def record_gap(
         db.lock_for_check(conn)  # serialised with checks and with other gap notices
         if conn.execute(sa.select(alerts.c.id).where(alerts.c.id == alert_id)).first() is not None:
             return False
-        conn.execute(alerts.insert().values(
-            id=alert_id, model_id="*", scope="*", signal="gap", state="resolved", opened_at=now, opened_day=day,
-            resolved_at=now, resolved_day=day, last_notified_at=now if names else None,
-            notify_count=1 if names else 0, summary=summary, today=today, baseline=baseline, detail=detail,
-            last_day=day,
-        ))
+        conn.execute(
+            alerts.insert().values(
+                id=alert_id,
+                model_id="*",
+                scope="*",
+                signal="gap",
+                state="resolved",
+                opened_at=now,
+                opened_day=day,
+                resolved_at=now,
+                resolved_day=day,
+                last_notified_at=now if names else None,
+                notify_count=1 if names else 0,
+                summary=summary,
+                today=today,
+                baseline=baseline,
+                detail=detail,
+                last_day=day,
+            )
+        )
         db.add_event(conn, alert_id, at=now, day=day, event="opened", detail=summary)
         if names:
             db.add_event(conn, alert_id, at=now, day=day, event="notified", detail=summary)
             db.enqueue(conn, message_id, names, payload, now)
-        db.add_event(conn, alert_id, at=now, day=day, event="resolved", detail="a one-shot notice: nothing stays open")
+        db.add_event(
+            conn, alert_id, at=now, day=day, event="resolved", detail="a one-shot notice: nothing stays open"
+        )
     return True
