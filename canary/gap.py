@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from canary.alerts.message import AlertEvent, AlertMessage, message_to_json
-from canary.config.load import Project
+from canary.config.models import ProjectConfig
 from canary.store.gaps import Completed, completed_runs, record_gap
 from canary.store.store import Store
 
@@ -95,9 +95,9 @@ def closed_gap(
     return gap if gap.hours > max_age_hours else None
 
 
-def _notify(project: Project, store: Store, gap: Gap, channels: Sequence, *, day: date) -> bool:
+def _notify(config: ProjectConfig, store: Store, gap: Gap, channels: Sequence, *, day: date) -> bool:
     """Record the gap once and queue its message for every channel; True when new."""
-    report_url = project.config.alerts.report_url
+    report_url = config.alerts.report_url
     event = AlertEvent(
         alert_id=gap.alert_id,
         event="gap",
@@ -134,7 +134,7 @@ def _notify(project: Project, store: Store, gap: Gap, channels: Sequence, *, day
 
 
 def say_gap(
-    project: Project, store: Store, *, day: date | None, channels: Sequence, now: datetime | None = None
+    config: ProjectConfig, store: Store, *, day: date | None, channels: Sequence, now: datetime | None = None
 ) -> Gap | None:
     """Before a check: queue the gap the newest run ended, once (the check then delivers it).
     Returns the gap when this call recorded it."""
@@ -142,15 +142,15 @@ def say_gap(
 
     day, at = check_clock(day, now)
     gap = closed_gap(
-        completed_runs(store), day=day, now=at, max_age_hours=project.config.signals.max_age_hours
+        completed_runs(store), day=day, now=at, max_age_hours=config.signals.max_age_hours
     )
-    if gap is None or not _notify(project, store, gap, channels, day=day):
+    if gap is None or not _notify(config, store, gap, channels, day=day):
         return None
     return gap
 
 
 def say_missed_slot(
-    project: Project, store: Store, *, slot: datetime, channels: Sequence, now: datetime | None = None
+    config: ProjectConfig, store: Store, *, slot: datetime, channels: Sequence, now: datetime | None = None
 ) -> Gap | None:
     """The daemon found a slot it can no longer run: record the open gap and deliver it now.
     None when there is no completed run yet (nothing was being monitored) or it was already said."""
@@ -160,16 +160,16 @@ def say_missed_slot(
     completed = [c for c in completed_runs(store) if c.at <= at]
     if not completed:
         return None
-    grace = project.config.schedule.misfire_grace_hours if project.config.schedule else 0
+    grace = config.schedule.misfire_grace_hours if config.schedule else 0
     note = (
         f"the run due at {slot.astimezone(UTC):%Y-%m-%d %H:%M} UTC was missed: {(at - slot).total_seconds() / 3600:.1f} h "
         f"late, past misfire_grace_hours ({grace:g} h)"
     )
     gap = Gap(
-        since=completed[-1], until=None, now=at, limit_hours=project.config.signals.max_age_hours, note=note
+        since=completed[-1], until=None, now=at, limit_hours=config.signals.max_age_hours, note=note
     )
-    if not _notify(project, store, gap, channels, day=at.date()):
+    if not _notify(config, store, gap, channels, day=at.date()):
         return None
     if channels:
-        deliver_pending(store, channels, attempts=project.config.alerts.delivery_attempts)
+        deliver_pending(store, channels, attempts=config.alerts.delivery_attempts)
     return gap
