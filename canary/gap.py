@@ -141,9 +141,7 @@ def say_gap(
     from canary.check import check_clock
 
     day, at = check_clock(day, now)
-    gap = closed_gap(
-        completed_runs(store), day=day, now=at, max_age_hours=config.signals.max_age_hours
-    )
+    gap = closed_gap(completed_runs(store), day=day, now=at, max_age_hours=config.signals.max_age_hours)
     if gap is None or not _notify(config, store, gap, channels, day=day):
         return None
     return gap
@@ -165,9 +163,7 @@ def say_missed_slot(
         f"the run due at {slot.astimezone(UTC):%Y-%m-%d %H:%M} UTC was missed: {(at - slot).total_seconds() / 3600:.1f} h "
         f"late, past misfire_grace_hours ({grace:g} h)"
     )
-    gap = Gap(
-        since=completed[-1], until=None, now=at, limit_hours=config.signals.max_age_hours, note=note
-    )
+    gap = Gap(since=completed[-1], until=None, now=at, limit_hours=config.signals.max_age_hours, note=note)
     if not _notify(config, store, gap, channels, day=at.date()):
         return None
     if channels:

@@ -92,7 +92,7 @@ def _answer_problem(style: str, status: int, answer: bytes) -> str | None:
     return None
 
 
-def send(ping: Ping, timeout_s: float) -> str | None:
+def send(ping: Ping, timeout_s: float, style: str = "healthchecks") -> str | None:
     """Make the request; return None when the monitor took it, else why not (never the URL).
     Goes straight through a transport, as canary.alerts.channels.posting does, so no client
     logs the URL."""
@@ -127,7 +127,7 @@ def send(ping: Ping, timeout_s: float) -> str | None:
         return f"{type(exc).__name__}: {_scrub(str(exc), ping.url) or 'request failed'}"
     except Exception as exc:  # a bad URL, an odd proxy setting: still only a warning
         return f"{type(exc).__name__}: {_scrub(str(exc), ping.url)}"[:300]
-    return None
+    return _answer_problem(style, response.status_code, answer)
 
 
 class Heartbeat:
@@ -244,7 +244,7 @@ class Heartbeat:
         outcome: list[str | None] = []
 
         def work() -> None:
-            outcome.append(send(ping, self.timeout_s))
+            outcome.append(send(ping, self.timeout_s, self.style))
 
         # Its own thread with a deadline: httpx's timeouts are per phase (connect, each read), so a
         # server that trickles bytes could otherwise hold the run; an abandoned thread ends with
