@@ -488,3 +488,14 @@ def test_daemon_woken_past_the_grace_says_the_gap(tmp_path, http_receiver) -> No
     assert daemon.stop() == 0
     assert "job_started" not in [e["event"] for e in daemon.events]
     assert len(_gap_hooks(http_receiver)) == 1 and gap["days_missed"] == 2
+
+
+def test_a_stop_signal_landing_inside_a_log_line_does_not_deadlock() -> None:
+    """The SIGTERM handler logs on the main thread, which may be inside log() already: the
+    daemon once hung there for good (seen when SIGTERM followed `scheduler_started` at once)."""
+    code = ("import os, signal\nfrom canary.schedule import log as m\n"
+            "signal.signal(signal.SIGTERM, lambda *_: m.log('stop_requested'))\n"
+            "with m._lock:\n    os.kill(os.getpid(), signal.SIGTERM)\n    m.log('inside')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert [e["event"] for e in _json_lines(done.stdout)] == ["stop_requested", "inside"]
