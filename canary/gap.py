@@ -68,7 +68,8 @@ class Gap:
             else "still open: the next scheduled run ends it"
         )
         text = (
-            f"last completed run at {self.since.at:%Y-%m-%d %H:%M} UTC; {ended}. The canary itself was not "
+            f"the last completed run before it was the run of {self.since.day} ({self.since.at:%Y-%m-%d %H:%M} UTC); "
+            f"{ended}. The canary itself was not "
             "running (host off or asleep, timer or daemon stopped, runs failing): nothing was monitored "
             "in between"
         )
