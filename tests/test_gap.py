@@ -14,9 +14,9 @@ from tests.cli_helpers import run_cli
 from tests.projects import SIM_CONFIG, write_project
 
 
-def _project(tmp_path, receiver, extra: str = ""):
+def _project(tmp_path, receiver, extra: str = "", store: str = "sqlite:///canary.db"):
     config = (
-        SIM_CONFIG
+        SIM_CONFIG.replace("sqlite:///canary.db", store)
         + textwrap.dedent(f"""\
         alerts:
           log: false
@@ -35,8 +35,10 @@ def _gap_hooks(receiver) -> list[dict]:
     ]
 
 
-def test_a_run_after_a_gap_says_it_once(tmp_path, capsys, http_receiver) -> None:
-    path = _project(tmp_path, http_receiver)
+def test_a_run_after_a_gap_says_it_once(tmp_path, capsys, http_receiver, store_url) -> None:
+    if store_url.startswith("postgresql"):
+        Store.open(store_url, migrate=True).close()  # a shared database is upgraded deliberately
+    path = _project(tmp_path, http_receiver, store=store_url)
     assert run_cli(capsys, "run", "-q", "--config", str(path), "--as-of", "2026-03-01").code == 0
     assert _gap_hooks(http_receiver) == []
 
@@ -61,7 +63,7 @@ def test_a_run_after_a_gap_says_it_once(tmp_path, capsys, http_receiver) -> None
     assert run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-03-01").code == 0
     assert len(_gap_hooks(http_receiver)) == 1
 
-    with Store.open("sqlite:///canary.db", base_dir=tmp_path) as store:
+    with Store.open(store_url, base_dir=tmp_path) as store:
         gaps = [a for a in db.list_alerts(store, include_resolved=True) if a.signal == "gap"]
         outbox = db.outbox(store)
         firing = db.list_alerts(store)
