@@ -117,7 +117,9 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     --force re-runs them. Then checks the day (as `canary check`) unless --no-check.
     Exit 0 when every model answered and nothing fires, 1 when an alert fires, 69 when a
     model rejected the requests (bad key, unknown model name, quota), 70 when a scorer crashed,
-    75 when another run holds the database (use --wait)."""
+    75 when another run holds the database (use --wait). With `heartbeat:` in canary.yaml, pings
+    its URL at the start and with success or failure at the end (never changing the exit code);
+    the check says a gap in monitoring since the previous completed run, once."""
     from canary.heartbeat import Heartbeat
     from canary.pipeline import RunOptions
     from canary.pipeline import run as run_pipeline
@@ -334,6 +336,8 @@ def silence(config_path, model_id, canary_id, until, reason) -> None:
 def schedule(config_path, once, print_systemd, print_cron, user) -> None:
     """Run the canaries on the `schedule:` in canary.yaml until SIGTERM/SIGINT: each job is
     `canary run` (with its check) then `canary report`; logs one JSON object per line.
+    Started after a slot it missed, runs it at once within `misfire_grace_hours`, else logs and
+    notifies the gap.
     Exit 0 after a graceful stop; with --once, the job's exit code as `canary run` gives it;
     78 when canary.yaml has no `schedule:`."""
     from canary.schedule import cron_line, serve, systemd_units

@@ -262,3 +262,21 @@ def test_heartbeat_config_is_checked(tmp_path) -> None:
         load_config(path)
     assert err.value.field == "heartbeat.style" and "\n" not in err.value.message
     assert HttpReceiver  # the receivers module is the one the fixtures come from
+
+
+def test_daemon_stopped_mid_run_pings_fail(tmp_path, http_receiver) -> None:
+    """SIGTERM lands mid-run: the cancelled job still says /fail (interrupted), after /start."""
+    import os
+
+    from tests.test_schedule import SCHEDULE, SLOW, Daemon, _wait_for_a_stored_sample
+
+    path = write_project(tmp_path, SLOW + "heartbeat: {}\n" + SCHEDULE)
+    env = {**os.environ, "CANARY_HEARTBEAT_URL": http_receiver.url(f"/ping/{TOKEN}")}
+    daemon = Daemon(path, env=env)
+    daemon.wait_for("job_started")
+    _wait_for_a_stored_sample(tmp_path)
+    assert daemon.stop() == 0
+    assert "job_cancelled" in [e["event"] for e in daemon.events]
+    got = http_receiver.received()
+    assert [_path(r) for r in got] == [f"/ping/{TOKEN}/start", f"/ping/{TOKEN}/fail"]
+    assert "exit 130" in got[1].body.decode() and "interrupted" in got[1].body.decode()
