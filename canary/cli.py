@@ -125,18 +125,18 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     from canary.pipeline import run as run_pipeline
 
     project = _load(config_path)
-    if not no_check:
-        from canary.alerts.channels import build_channels
-
-        channels = build_channels(project.config.alerts, os.environ, base_dir=project.root)  # a bad alert setup fails before the run
-    from canary.plan import Shard
-
-    options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet,
-                         wait=wait, shard=Shard.parse(shard) if shard else None)
     heartbeat = Heartbeat.from_config(project.config.heartbeat, os.environ,
                                       warn=lambda line: click.echo(f"canary: {line}", err=True))
     report = None
     try:
+        if not no_check:
+            from canary.alerts.channels import build_channels
+
+            channels = build_channels(project.config.alerts, os.environ, base_dir=project.root)  # a bad alert setup fails before the run
+        from canary.plan import Shard
+
+        options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet,
+                             wait=wait, shard=Shard.parse(shard) if shard else None)
         report = run_pipeline(project, options, on_start=heartbeat.run_started)
         firing = _print_run(project, report, None if no_check else channels, as_json=as_json)
         code = _run_exit_code(report, firing)

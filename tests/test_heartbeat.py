@@ -280,3 +280,13 @@ def test_daemon_stopped_mid_run_pings_fail(tmp_path, http_receiver) -> None:
     got = http_receiver.received()
     assert [_path(r) for r in got] == [f"/ping/{TOKEN}/start", f"/ping/{TOKEN}/fail"]
     assert "exit 130" in got[1].body.decode() and "interrupted" in got[1].body.decode()
+
+
+def test_an_unset_alert_secret_pings_fail(tmp_path, capsys, monkeypatch, http_receiver, ping_url) -> None:
+    monkeypatch.delenv("CANARY_TEST_SLACK", raising=False)
+    path = _project(tmp_path, "heartbeat: {}\nalerts: {slack: {webhook_url_env: CANARY_TEST_SLACK}}\n")
+    result = run_cli(capsys, "run", "-q", "--config", str(path))
+    assert result.code == 78 and "CANARY_TEST_SLACK" in result.err
+    got = http_receiver.received()
+    assert [_path(r) for r in got] == [f"/ping/{TOKEN}/fail"]
+    assert "exit 78" in got[0].body.decode() and "CANARY_TEST_SLACK" in got[0].body.decode()
