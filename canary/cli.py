@@ -120,23 +120,44 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     key, unknown model name, quota) stops only itself: the other models run, the check runs,
     and a `config` alert says which model cannot be monitored and why.
     Exit 0 when every model answered and nothing fires, 1 when an alert fires, 78 when a
-    model's API key variable is unset, 69 when a model was rejected, 70 when a scorer crashed or the database
-    refused a sample (stored as harness_error),
-    75 when another run holds the database (use --wait)."""
+    model's API key variable is unset, 69 when a model was rejected, 70 when a scorer crashed or
+    the database refused a sample (stored as harness_error), 75 when another run holds the
+    database (use --wait). With `heartbeat:` in canary.yaml, pings its URL at the start and with
+    success or failure at the end (never changing the exit code); the check says a gap in
+    monitoring since the previous completed run, once."""
+    from canary.heartbeat import Heartbeat
     from canary.pipeline import RunOptions
     from canary.pipeline import run as run_pipeline
-    from canary.summary import render_table, summarize
 
     project = _load(config_path)
-    if not no_check:
-        from canary.alerts.channels import build_channels
+    heartbeat = Heartbeat.from_config(project.config.heartbeat, os.environ,
+                                      warn=lambda line: click.echo(f"canary: {line}", err=True))
+    report = None
+    try:
+        if not no_check:
+            from canary.alerts.channels import build_channels
 
-        channels = build_channels(project.config.alerts, os.environ, base_dir=project.root)  # a bad alert setup fails before the run
-    from canary.plan import Shard
+            channels = build_channels(project.config.alerts, os.environ, base_dir=project.root)  # a bad alert setup fails before the run
+        from canary.plan import Shard
 
-    options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet,
-                         wait=wait, shard=Shard.parse(shard) if shard else None)
-    report = run_pipeline(project, options)
+        options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet,
+                             wait=wait, shard=Shard.parse(shard) if shard else None)
+        report = run_pipeline(project, options, on_start=heartbeat.run_started)
+        firing = _print_run(project, report, None if no_check else channels, as_json=as_json)
+        code = _run_exit_code(report, firing)
+    except BaseException as exc:  # the heartbeat says /fail, then the error goes on as before
+        heartbeat.run_failed(exc, report)
+        raise
+    heartbeat.run_finished(code, report, None if no_check else int(firing))
+    if code:
+        sys.exit(code)
+
+
+def _print_run(project, report, channels, *, as_json: bool) -> bool:
+    """Print the run's summary and check the day (unless channels is None: --no-check); True
+    when an alert is firing."""
+    from canary.summary import render_table, summarize
+
     summaries = summarize(report.stats.samples)
     if as_json:
         click.echo(json.dumps({
@@ -158,19 +179,21 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
         hint = f" ({trouble.hint})" if trouble.hint else ""
         message = visible(trouble.message)  # the server's own words: bidi and control characters shown
         click.echo(f"canary: model {model_id}: {message}{skipped}{hint}", err=True)
-    firing = False
-    if not no_check:
-        firing = _check_and_print(project, report.day, channels, as_json=False, quiet=as_json)
     for (model_id, canary_id, _, index), why in report.unstorable:
         click.echo(f"canary: {model_id} / {canary_id} sample {index} {why}; stored as harness_error", err=True)
+    if channels is None:
+        return False
+    return _check_and_print(project, report.day, channels, as_json=False, quiet=as_json)
+
+
+def _run_exit_code(report, firing: bool) -> int:
     if report.trouble_exit_code is not None:
-        sys.exit(report.trouble_exit_code)
+        return report.trouble_exit_code  # 78: a model's key variable is unset; 69: a model was refused
     if any(s.outcome == "harness_error" and s.error_code != "unstorable" for s in report.stats.samples):
         click.echo("canary: a scorer crashed; see `canary results --last` (outcome harness_error)", err=True)
     if any(s.outcome == "harness_error" for s in report.stats.samples):
-        sys.exit(EXIT_SOFTWARE)
-    if firing:
-        sys.exit(EXIT_FIRING)
+        return EXIT_SOFTWARE
+    return EXIT_FIRING if firing else 0
 
 
 # --------------------------------------------------------------------------- check / alerts
@@ -179,10 +202,14 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
 def _check_and_print(project, day, channels, *, as_json: bool, quiet: bool = False) -> bool:
     """Run the check, print what it did; True when an alert is firing."""
     from canary.check import run_check
+    from canary.gap import say_gap
     from canary.store import Store
 
     with Store.open(project.store_url, base_dir=project.root) as store:
+        gap = say_gap(project.config, store, day=day, channels=channels)  # queued here, delivered by the check
         report = run_check(project, store, as_of=day, channels=channels)
+    if gap is not None and not as_json:
+        click.echo(f"canary: monitoring gap: {gap.summary}", err=True)
     if as_json:
         click.echo(json.dumps(_check_json(report), indent=2, ensure_ascii=False))
     elif not quiet:
@@ -345,6 +372,8 @@ def silence(config_path, model_id, canary_id, until, reason) -> None:
 def schedule(config_path, once, print_systemd, print_cron, user) -> None:
     """Run the canaries on the `schedule:` in canary.yaml until SIGTERM/SIGINT: each job is
     `canary run` (with its check) then `canary report`; logs one JSON object per line.
+    Started after a slot it missed, runs it at once within `misfire_grace_hours`, else logs and
+    notifies the gap.
     Exit 0 after a graceful stop; with --once, the job's exit code as `canary run` gives it;
     78 when canary.yaml has no `schedule:`."""
     from canary.schedule import cron_line, serve, systemd_units

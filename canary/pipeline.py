@@ -98,8 +98,11 @@ async def _close_providers(providers: dict[str, object]) -> None:
             await provider.aclose()  # type: ignore[attr-defined]
 
 
-def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
-    """Run every missing slot of the day and store each sample as it completes."""
+def run(project: Project, options: RunOptions, *, store=None, on_start=None) -> RunReport:
+    """Run every missing slot of the day and store each sample as it completes.
+
+    `on_start(report)` is called once this run holds the run lock and has planned the day (the
+    heartbeat's "started" ping); a run that finds the lock taken never starts."""
     from canary.progress import make_progress
     from canary.store import SampleWriter, Store
     from canary.store.runlock import RunLock
@@ -121,6 +124,8 @@ def run(project: Project, options: RunOptions, *, store=None) -> RunReport:
         probes, setup_trouble = _without_keys(project, probes, missing)
         report = RunReport(None, day, len(probes), len(stored))
         report.stats.trouble.update(setup_trouble)
+        if on_start is not None:
+            on_start(report)
         if not probes:
             _record_status(store, report, run_models=set())
             return report

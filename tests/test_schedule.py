@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from contextlib import closing, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -275,9 +275,9 @@ raise SystemExit(serve(sys.argv[1], trigger=trigger))
 class Daemon:
     """A `serve()` process whose JSON log lines are read as they come."""
 
-    def __init__(self, config: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", DAEMON, str(config)], cwd=REPO, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def __init__(self, config: Path, script: str = DAEMON, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", script, str(config)], cwd=REPO, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.events: list[dict] = []
         # A reader thread, not select() on the pipe: readline() buffers several lines at once, and
         # select() then sees an empty pipe while the wanted line already sits in Python's buffer.
@@ -366,3 +366,136 @@ def test_sigterm_mid_run_cancels_cleanly(tmp_path) -> None:
     assert serve(str(path), once=True) == 0
     with Store.open("sqlite:///canary.db", base_dir=tmp_path) as store:
         assert len(store.samples(day=store.last_run().day)) == 24
+
+
+# --------------------------------------------------------------------------- missed slots (issue 8 part 11)
+
+SCHEDULED = """\
+import sys
+from canary.schedule import serve
+raise SystemExit(serve(sys.argv[1]))
+"""
+
+MISSED_BY_A_WOKEN_SCHEDULER = """\
+import sys
+from datetime import datetime, timedelta, timezone
+from apscheduler.triggers.date import DateTrigger
+from canary.schedule import serve
+# A slot 3 h in the past, as a scheduler woken from a suspend finds it: past the 1 h grace.
+raise SystemExit(serve(sys.argv[1], trigger=DateTrigger(run_date=datetime.now(timezone.utc) - timedelta(hours=3))))
+"""
+
+
+def test_previous_run_time() -> None:
+    from canary.schedule.triggers import previous_run_time
+
+    daily = ScheduleConfig(cron="0 6 * * *", timezone="UTC")
+    assert previous_run_time(daily, _utc(2024, 3, 30, 5, 59)) == _utc(2024, 3, 29, 6)
+    assert previous_run_time(daily, _utc(2024, 3, 30, 6)) == _utc(2024, 3, 30, 6)  # at the slot: that slot
+    weekdays = ScheduleConfig(cron="0 6 * * 1-5", timezone="UTC")
+    assert previous_run_time(weekdays, _utc(2024, 3, 31, 12)) == _utc(2024, 3, 29, 6)  # Sunday -> Friday
+    yearly = ScheduleConfig(cron="0 0 1 1 *", timezone="Europe/Berlin")
+    assert previous_run_time(yearly, _utc(2024, 3, 30)).astimezone(UTC) == _utc(2023, 12, 31, 23)
+    assert previous_run_time(ScheduleConfig(cron="*/5 * * * *"), _utc(2024, 3, 30, 6, 7)) == _utc(2024, 3, 30, 6, 5)
+
+
+def _slot_hours_ago(hours: int) -> str:
+    """A daily cron expression whose newest slot was `hours` hours ago (UTC): a slot the daemon
+    missed, whatever the wall clock says when the test runs."""
+    slot = datetime.now(UTC) - timedelta(hours=hours)
+    return f"{slot.minute} {slot.hour} * * *"
+
+
+def _backfill(path: Path, days_ago: int) -> str:
+    """One completed run recorded `days_ago` days back (its completion counts as that day's end)."""
+    day = (datetime.now(UTC) - timedelta(days=days_ago)).date().isoformat()
+    done = subprocess.run([sys.executable, "-m", "canary", "run", "-q", "--no-check", "--as-of", day,
+                           "--config", str(path)], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return day
+
+
+def _webhook(receiver) -> str:
+    return f'alerts:\n  log: false\n  webhook: {{url: "{receiver.url("/hook")}"}}\n'
+
+
+def _gap_hooks(receiver) -> list[dict]:
+    return [r.json() for r in receiver.received() if r.path == "/hook"
+            and any(e["signal"] == "gap" for e in r.json()["events"])]
+
+
+def test_daemon_started_after_a_missed_slot_runs_it_at_once(tmp_path, http_receiver) -> None:
+    """The slot was 1 h ago (grace 6 h) and the newest completed run is 3 days old: the daemon
+    runs the slot as it starts, and the job's check says the gap once."""
+    path = write_project(tmp_path, SIM_CONFIG + _webhook(http_receiver)
+                         + f'schedule: {{cron: "{_slot_hours_ago(1)}", timezone: UTC}}\n')
+    last_day = _backfill(path, 3)
+    daemon = Daemon(path, SCHEDULED)
+    caught = daemon.wait_for("catch_up")
+    assert caught["late_h"] >= 0.9 and caught["last_completed"].startswith(
+        (datetime.fromisoformat(last_day) + timedelta(days=1)).date().isoformat())
+    daemon.wait_for("scheduler_started")
+    finished = daemon.wait_for("job_finished")
+    gap = [e for e in daemon.events if e["event"] == "gap"]
+    assert daemon.stop() == 0
+    assert finished["planned"] == 2 and finished["outcomes"] == {"pass": 2}
+    with Store.open("sqlite:///canary.db", base_dir=tmp_path) as store:
+        assert len(store.samples(day=datetime.fromisoformat(finished["day"]).date())) == 2
+    assert len(gap) == 1 and gap[0]["summary"] == f"no completed run since {last_day}: 2 days missed"
+    hooks = _gap_hooks(http_receiver)
+    assert len(hooks) == 1 and hooks[0]["events"][0]["summary"] == gap[0]["summary"]
+
+
+def test_daemon_started_past_the_grace_says_the_gap_and_waits(tmp_path, http_receiver) -> None:
+    """The slot was 3 h ago, the grace is 1 h: not run now; the gap is logged and notified once,
+    by this start, a second start and the next run alike."""
+    config = (SIM_CONFIG + _webhook(http_receiver)
+              + f'schedule: {{cron: "{_slot_hours_ago(3)}", timezone: UTC, misfire_grace_hours: 1}}\n')
+    path = write_project(tmp_path, config)
+    last_day = _backfill(path, 3)
+    for start in (1, 2):
+        daemon = Daemon(path, SCHEDULED)
+        missed = daemon.wait_for("job_missed")
+        daemon.wait_for("scheduler_started")
+        assert daemon.stop() == 0
+        names = [e["event"] for e in daemon.events]
+        assert "job_started" not in names and "catch_up" not in names
+        assert missed["late_h"] >= 2.9
+        assert names.count("gap") == (1 if start == 1 else 0), names
+    hooks = _gap_hooks(http_receiver)
+    assert len(hooks) == 1
+    event = hooks[0]["events"][0]
+    assert event["summary"] == f"no completed run since {last_day}: 3 days missed"
+    assert "past misfire_grace_hours (1 h)" in event["detail"]
+    with Store.open("sqlite:///canary.db", base_dir=tmp_path) as store:
+        assert len(store.samples()) == 2  # only the backfill: nothing ran
+    # the run that finally comes ends the same gap: not said again
+    done = subprocess.run([sys.executable, "-m", "canary", "run", "-q", "--config", str(path)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert len(_gap_hooks(http_receiver)) == 1 and "monitoring gap" not in done.stderr
+
+
+def test_daemon_woken_past_the_grace_says_the_gap(tmp_path, http_receiver) -> None:
+    """APScheduler's own misfire (a scheduler woken late) goes through the same notice."""
+    config = (SIM_CONFIG + _webhook(http_receiver)
+              + 'schedule: {cron: "0 6 * * *", timezone: UTC, misfire_grace_hours: 1}\n')
+    path = write_project(tmp_path, config)
+    _backfill(path, 2)
+    daemon = Daemon(path, MISSED_BY_A_WOKEN_SCHEDULER)
+    daemon.wait_for("job_missed")
+    gap = daemon.wait_for("gap")
+    assert daemon.stop() == 0
+    assert "job_started" not in [e["event"] for e in daemon.events]
+    assert len(_gap_hooks(http_receiver)) == 1 and gap["days_missed"] == 2
+
+
+def test_a_stop_signal_landing_inside_a_log_line_does_not_deadlock() -> None:
+    """The SIGTERM handler logs on the main thread, which may be inside log() already: the
+    daemon once hung there for good (seen when SIGTERM followed `scheduler_started` at once)."""
+    code = ("import os, signal\nfrom canary.schedule import log as m\n"
+            "signal.signal(signal.SIGTERM, lambda *_: m.log('stop_requested'))\n"
+            "with m._lock:\n    os.kill(os.getpid(), signal.SIGTERM)\n    m.log('inside')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert [e["event"] for e in _json_lines(done.stdout)] == ["stop_requested", "inside"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
-Event = Literal["firing", "repeat", "resolved"]
+Event = Literal["firing", "repeat", "resolved", "gap"]  # gap: a one-shot notice (canary.gap)
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,15 @@ class ScheduleConfig(Strict):
         return [self.cron] if isinstance(self.cron, str) else list(self.cron)
 
 
+class HeartbeatConfig(Strict):
+    """An outside monitor (Healthchecks.io, Cronitor, Uptime Kuma) pinged at every run's start and
+    end (see canary.heartbeat): it notices when no ping comes, which canary itself cannot."""
+
+    url_env: EnvName = "CANARY_HEARTBEAT_URL"  # the ping URL holds a token: environment only
+    style: Literal["healthchecks", "cronitor", "uptime_kuma"] = "healthchecks"
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0  # per ping, whole request included
+
+
 class ProjectConfig(Strict):
     store: str = "sqlite:///canary.db"  # relative sqlite paths resolve against canary.yaml's folder
     prompts: str = "prompts"
@@ -276,6 +285,7 @@ class ProjectConfig(Strict):
     signals: SignalsConfig = SignalsConfig()
     alerts: AlertsConfig = AlertsConfig()
     schedule: ScheduleConfig | None = None  # `canary schedule`, cron and systemd recipes
+    heartbeat: HeartbeatConfig | None = None  # pings an outside dead man's switch at run start/end
 
     def model_settings(self, model: ModelConfig) -> ResolvedModel:
         d = self.defaults

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +31,7 @@ from canary.schedule.log import JsonLogHandler, log
 
 JOB_ID = "canary-run"
 EXIT_INTERRUPTED = 130
+TICK_S = 30.0  # how often the scheduler re-reads the wall clock (see _tick)
 
 
 def config_path_for(project_path: str | os.PathLike | None) -> Path:
@@ -47,32 +49,43 @@ def run_job(config_path: Path, canceller: RunCanceller | None = None) -> tuple[i
     """`canary run` + check + `canary report` once; returns (exit code as `canary run` would
     give it, the loaded project or None). Never raises: every failure becomes a log line."""
     from canary.config.load import load_project
+    from canary.heartbeat import Heartbeat
 
     started = time.monotonic()
     log("job_started", config=str(config_path))
     project = None
+    heartbeat = Heartbeat(None, warn=_heartbeat_warning)
     try:
         project = load_project(config_path)
-        code = _run_check_report(project, canceller, started)
+        heartbeat = Heartbeat.from_config(project.config.heartbeat, os.environ, warn=_heartbeat_warning)
+        code = _run_check_report(project, canceller, started, heartbeat)
     except CanaryError as exc:
         log("job_failed", "error", error=exc.message, exit_code=exc.exit_code,
             duration_s=round(time.monotonic() - started, 3))
+        heartbeat.run_failed(exc)
         code = exc.exit_code
     except BaseException as exc:  # a daemon logs and survives; CancelledError is a BaseException
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         if canceller is not None and canceller.cancelled:
             _log_cancelled(project, started)
+            heartbeat.run_failed(KeyboardInterrupt())  # stopped: /fail "interrupted"
             return EXIT_INTERRUPTED, project
         log("job_failed", "error", error=f"{type(exc).__name__}: {exc}", exit_code=EXIT_SOFTWARE,
             duration_s=round(time.monotonic() - started, 3))
+        heartbeat.run_failed(exc)
         code = EXIT_SOFTWARE
     return code, project
 
 
-def _run_check_report(project: Any, canceller: RunCanceller | None, started: float) -> int:
+def _heartbeat_warning(line: str) -> None:
+    log("heartbeat_failed", "warning", error=line)
+
+
+def _run_check_report(project: Any, canceller: RunCanceller | None, started: float, heartbeat: Any) -> int:
     from canary.alerts.channels import build_channels
     from canary.check import run_check
+    from canary.gap import say_gap
     from canary.pipeline import RunOptions
     from canary.pipeline import run as run_pipeline
     from canary.report import write_report
@@ -84,12 +97,15 @@ def _run_check_report(project: Any, canceller: RunCanceller | None, started: flo
         raise _Cancelled
     # A scheduled job that meets a run in progress (a manual one, another host's) waits for it
     # rather than skipping its slot: it then finds only what is still missing.
-    report = run_pipeline(project, RunOptions(quiet=True, wait=True))
+    report = run_pipeline(project, RunOptions(quiet=True, wait=True), on_start=heartbeat.run_started)
     if canceller is not None and canceller.cancelled:
         raise _Cancelled  # stopping: the check and the report wait for the next run
     with Store.open(project.store_url, base_dir=project.root) as store:
+        gap = say_gap(project.config, store, day=report.day, channels=channels)  # the check delivers it
         check = run_check(project, store, as_of=report.day, channels=channels)
         index = write_report(project, store, out=project.root / project.config.reports)
+    if gap is not None:
+        log("gap", "warning", summary=gap.summary, hours=round(gap.hours, 1), days_missed=gap.days_missed)
     outcomes = Counter(s.outcome for s in report.stats.samples)
     for model_id, trouble in sorted(report.trouble.items()):
         log("model_trouble", "warning", model=model_id, error=trouble.message, skipped=trouble.skipped)
@@ -99,10 +115,13 @@ def _run_check_report(project: Any, canceller: RunCanceller | None, started: flo
         undelivered=len(check.delivery.failed), report=str(index),
         duration_s=round(time.monotonic() - started, 3))
     if report.trouble_exit_code is not None:
-        return report.trouble_exit_code  # 78: a model's key variable is unset; 69: a model was refused
-    if outcomes.get("harness_error"):
-        return EXIT_SOFTWARE
-    return EXIT_FIRING if check.firing else 0
+        code = report.trouble_exit_code  # 78: a model's key variable is unset; 69: a model was refused
+    elif outcomes.get("harness_error"):
+        code = EXIT_SOFTWARE
+    else:
+        code = EXIT_FIRING if check.firing else 0
+    heartbeat.run_finished(code, report, len(check.firing))
+    return code
 
 
 class _Cancelled(Exception):
@@ -281,9 +300,10 @@ def _serve_forever(config_path: Path, jobs: _Jobs, stop: threading.Event, finish
             timezone=schedule.timezone if schedule else None, next_run_at=next_run_at())
         _watch(stop, finished, shutdown)
 
-    def on_missed(event: Any) -> None:
+    def on_missed(event: Any) -> None:  # woken (suspend, a stalled host) past the grace
         log("job_missed", "warning", scheduled=str(event.scheduled_run_time),
             note="later than misfire_grace_hours; the next scheduled run fills the day")
+        _say_missed(config_path, event.scheduled_run_time)
 
     def shutdown() -> None:
         log("stopping", note="no new jobs; cancelling the run in flight")
@@ -291,9 +311,95 @@ def _serve_forever(config_path: Path, jobs: _Jobs, stop: threading.Event, finish
         jobs.cancel_current()
         scheduler.shutdown(wait=True)
 
-    scheduler.add_job(job, trigger or build_trigger(schedule), id=JOB_ID, name="canary run + report")
+    first_run = _catch_up(config_path, config, schedule) if trigger is None and schedule is not None else None
+    scheduler.add_job(job, trigger or build_trigger(schedule), id=JOB_ID, name="canary run + report",
+                      **({"next_run_time": first_run} if first_run else {}))
     scheduler.add_listener(on_start, EVENT_SCHEDULER_START)
+    _tick(scheduler, stop, finished)
     scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
     scheduler.start()  # blocks until shutdown() has waited for the job in flight
     log("stopped")
     return 0
+
+
+# --------------------------------------------------------------------------- missed slots
+
+
+def _catch_up(config_path: Path, config: Any, schedule: ScheduleConfig, now: datetime | None = None) -> datetime | None:
+    """At start: the newest slot of the schedule, if no run has completed since it. Within
+    `misfire_grace_hours` it runs at once (the time returned is the job's first run); past it, the
+    gap is logged and notified (canary.gap) and the next slot runs as usual. APScheduler cannot do
+    this itself: its memory job store forgets the slots of a process that was not running.
+    Anything failing here (store down, alert secret unset) is logged; the daemon still starts."""
+    from canary.schedule.triggers import previous_run_time
+
+    now = now or datetime.now(UTC)
+    slot = previous_run_time(schedule, now)
+    if slot is None:
+        return None
+    try:
+        last = _last_completed(config_path, config)
+    except Exception as exc:  # the first job will say what is wrong with the store
+        log("catch_up_failed", "warning", error=_one_line(exc))
+        return None
+    if last is not None and last >= slot:
+        return None
+    late_h = (now - slot).total_seconds() / 3600
+    fields = {"scheduled": slot.isoformat(), "late_h": round(late_h, 2),
+              "last_completed": last.isoformat() if last else None}
+    if late_h <= schedule.misfire_grace_hours:
+        log("catch_up", **fields, note="a slot was missed while the scheduler was not running: running it now")
+        return now
+    log("job_missed", "warning", **fields,
+        note="later than misfire_grace_hours: not run now; the next scheduled run fills the day")
+    _say_missed(config_path, slot, now=now)
+    return None
+
+
+def _last_completed(config_path: Path, config: Any) -> datetime | None:
+    from canary.store import Store
+    from canary.store.gaps import completed_runs
+
+    with Store.open(os.environ.get("CANARY_STORE") or config.store, base_dir=config_path.parent) as store:
+        done = completed_runs(store)
+    return done[-1].at if done else None
+
+
+def _say_missed(config_path: Path, slot: datetime, now: datetime | None = None) -> None:
+    """Notify the gap a missed slot leaves (once per gap: canary.gap); log what happened."""
+    from canary.alerts.channels import build_channels
+    from canary.config.load import load_config
+    from canary.gap import say_missed_slot
+    from canary.store import Store
+
+    try:
+        config, _doc = load_config(config_path)
+        channels = build_channels(config.alerts, os.environ, base_dir=config_path.parent)
+        with Store.open(os.environ.get("CANARY_STORE") or config.store, base_dir=config_path.parent) as store:
+            gap = say_missed_slot(config, store, slot=slot, channels=channels, now=now)
+    except Exception as exc:  # never takes the daemon down; the next run's check says the gap
+        log("gap_notice_failed", "warning", error=_one_line(exc))
+        return
+    if gap is not None:
+        log("gap", "warning", summary=gap.summary, hours=round(gap.hours, 1), days_missed=gap.days_missed,
+            notified=len(channels))
+
+
+def _one_line(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, CanaryError) else type(exc).__name__
+
+
+def _tick(scheduler: Any, stop: threading.Event, finished: threading.Event) -> threading.Thread:
+    """Wake the scheduler every TICK_S. Its sleep is a monotonic wait, which does not advance while
+    the machine is suspended: without this, a host that sleeps through 06:00 and wakes at 09:00
+    would start the run hours later still. Woken, APScheduler runs a due slot within the grace or
+    reports it missed (on_missed)."""
+
+    def tick() -> None:
+        while not stop.wait(TICK_S) and not finished.is_set():
+            with suppress(Exception):
+                scheduler.wakeup()
+
+    thread = threading.Thread(target=tick, name="canary-schedule-tick", daemon=True)
+    thread.start()
+    return thread

@@ -10,7 +10,9 @@ import threading
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-_lock = threading.Lock()
+# Re-entrant: the daemon's SIGTERM handler logs from the main thread, which may be inside log()
+# when the signal lands (a plain Lock deadlocked there: the handler waited on its own thread).
+_lock = threading.RLock()
 
 
 def log(event: str, level: str = "info", *, stream: TextIO | None = None, **fields: Any) -> None:

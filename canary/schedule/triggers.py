@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,3 +42,25 @@ def next_run_times(schedule_config: ScheduleConfig, now: datetime | None = None,
         out.append(nxt)
         previous = nxt
     return out
+
+
+LOOKBACKS = (timedelta(hours=2), timedelta(days=2), timedelta(days=9), timedelta(days=33), timedelta(days=400))
+
+
+def previous_run_time(schedule_config: ScheduleConfig, now: datetime | None = None) -> datetime | None:
+    """The newest run time at or before `now` (a naive `now` is UTC): the slot a daemon that
+    starts now may have missed. APScheduler triggers only look forward, so this walks forward
+    from a growing lookback until it passes `now` (a handful of steps for any real schedule)."""
+    trigger = build_trigger(schedule_config)
+    at = now or datetime.now(UTC)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    for lookback in LOOKBACKS:
+        found: datetime | None = None
+        t = trigger.get_next_fire_time(None, at - lookback)
+        while t is not None and t <= at:
+            found = t
+            t = trigger.get_next_fire_time(t, t + timedelta(microseconds=1))
+        if found is not None:
+            return found
+    return None
