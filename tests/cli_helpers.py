@@ -65,7 +65,7 @@ def config_with(models: str, *, samples: int = 1, attempts: int = 3, stream: boo
         "defaults:\n"
         f"  samples: {samples}\n"
         f"  concurrency: {concurrency}\n"
-        "  timeout_s: 5\n"
+        "  timeout_s: 60\n"
         f"  stream: {'true' if stream else 'false'}\n"
         f"  retry: {{attempts: {attempts}, backoff_s: [0.001, 0.002, 0.004], max_retry_after_s: {max_retry_after_s}}}\n"
         "models:\n" + textwrap.indent(models, "  ")

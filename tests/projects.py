@@ -10,7 +10,7 @@ store: sqlite:///canary.db
 defaults:
   samples: 1
   concurrency: 8
-  timeout_s: 5
+  timeout_s: 60
   retry: {attempts: 3, backoff_s: [0.001, 0.002, 0.004], max_retry_after_s: 1}
 models:
   - id: sim-a

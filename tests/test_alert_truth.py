@@ -307,7 +307,7 @@ def test_results_json_is_valid_with_retry_after_inf(tmp_path, capsys, project):
         store: sqlite:///canary.db
         defaults:
           samples: 1
-          timeout_s: 5
+          timeout_s: 60
           retry: {attempts: 2, backoff_s: [0.001], max_retry_after_s: 1}
         models:
           - id: busy

@@ -41,13 +41,18 @@ def day(n: int) -> str:
     return (START + timedelta(days=n)).isoformat()
 
 
-def config(sim: str, *, samples: int = 10, alerts: str = "", repeat_hours: float = 1000, extra_models: str = "") -> str:
+def config(sim: str, *, samples: int = 10, alerts: str = "", repeat_hours: float = 1000, extra_models: str = "",
+           latency_min_delta_s: float = 3600) -> str:
+    """A one-model project. Latency here is the wall time of loopback calls, which host load
+    alone can stretch by seconds, so the latency signal's minimum change is out of reach unless
+    a test asks for it (test_latency_alert_fires_on_a_scripted_slowdown scripts its slowdown)."""
     return textwrap.dedent("""\
         store: sqlite:///canary.db
+        signals: {{latency_p95_min_delta_s: {latency_min_delta_s}}}
         defaults:
           samples: {samples}
           concurrency: 16
-          timeout_s: 5
+          timeout_s: 60
           stream: false
           retry: {{attempts: 0, backoff_s: [0.001]}}
         models:
@@ -62,7 +67,7 @@ def config(sim: str, *, samples: int = 10, alerts: str = "", repeat_hours: float
           log: false
           report_url: https://canary.example.com/report/
         {alerts}""").format(samples=samples, sim=sim, repeat_hours=repeat_hours, alerts=alerts,
-                            extra_models=extra_models)
+                            extra_models=extra_models, latency_min_delta_s=latency_min_delta_s)
 
 
 @pytest.fixture
@@ -227,6 +232,22 @@ def test_served_model_change_and_token_inflation_fire_their_own_alerts(tmp_path,
     [tokens] = alerts_of(tmp_path, "tokens")
     assert tokens.opened_day == START + timedelta(days=6) and tokens.state == "firing"
     assert alerts_of(tmp_path, "quality") == []
+
+
+def test_latency_alert_fires_on_a_scripted_slowdown(tmp_path, capsys, project):
+    # The simulator holds every reply 2.5 s from day 4 on: wall time can only add to that, so the
+    # alert fires however busy the host is, and the baseline days (no scripted delay) stay fast
+    # enough that the +100 % / +1 s rule is met (a baseline p95 above 1.5 s would hide it).
+    sim = f"{{quality: 1.0, periods: [{{from: {day(4)}, latency_ms: 2500}}]}}"
+    project(config(sim, samples=2, latency_min_delta_s=1.0))
+    codes = []
+    for n in range(5):
+        run_day(capsys, n)
+        codes.append(check_day(capsys, n).code)
+    assert codes == [0, 0, 0, 0, 1]
+    [latency] = alerts_of(tmp_path, "latency")
+    assert latency.opened_day == START + timedelta(days=4) and latency.state == "firing"
+    assert "p95 latency" in latency.summary
 
 
 def test_missed_run_fires_the_dead_mans_switch(tmp_path, capsys, project):

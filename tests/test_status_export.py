@@ -42,7 +42,7 @@ store: sqlite:///canary.db
 defaults:
   samples: 2
   concurrency: 8
-  timeout_s: 5
+  timeout_s: 60
   retry: {attempts: 2, backoff_s: [0.001, 0.002], max_retry_after_s: 1}
 models:
   - id: good
