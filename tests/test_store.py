@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from canary.config.models import SimBehaviour
 from canary.errors import StoreError
 from canary.records import Attempt, SampleResult, ScoreRecord, ToolCall, TurnRecord
+from canary.sim import SimServer
 from canary.store import SampleRow, SampleWriter, Store
+from canary.store.alerting import lock_for_check
+from canary.store.engine import Timeouts, parse_url
 from canary.store.schema import attempts as attempts_table
 from canary.store.schema import samples as samples_table
+from tests.cli_helpers import config_with, remote_model, run_cli, script_the_sim
+from tests.projects import write_project
 
 DAY = date(2025, 3, 14)
 CEST = timezone(timedelta(hours=2))
@@ -450,3 +456,105 @@ def test_postgres_display_url_hides_the_password(pg_url: str) -> None:
     with Store.open(url, migrate=True) as store:  # trust auth ignores the password
         assert "s3cr3t-pw" not in store.display_url
         assert store.display_url.startswith("postgresql+psycopg://postgres:***@127.0.0.1:5432/test")
+
+
+# --------------------------------------------------------------------------- bounded waits (timeouts)
+
+
+def test_timeouts_come_from_the_url_and_never_reach_the_driver(tmp_path: Path) -> None:
+    target = parse_url("postgresql://u@h/db?lock_timeout_s=2.5&statement_timeout_s=60&connect_timeout_s=3&sslmode=x")
+    assert target.timeouts == Timeouts(connect_s=3, lock_s=2.5, statement_s=60)
+    assert dict(target.url.query) == {"sslmode": "x"}  # libpq would refuse canary's own names
+    assert parse_url("postgresql://u@h/db").timeouts.lock_for("postgresql") == 30
+    assert parse_url("sqlite:///x.db", tmp_path).timeouts.lock_for("sqlite") == 5
+    with pytest.raises(StoreError, match=r"lock_timeout_s='soon' is not a number of seconds"):
+        parse_url("postgresql://u@h/db?lock_timeout_s=soon")
+    url = f"sqlite:///{tmp_path / 'canary.db'}?lock_timeout_s=0.25"
+    with Store.open(url) as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+
+
+def test_postgres_sessions_set_lock_and_statement_timeouts(pg_url: str) -> None:
+    with Store.open(pg_url, migrate=True) as store, store.engine.connect() as conn:
+        shown = [conn.exec_driver_sql(f"SHOW {name}").scalar() for name in ("lock_timeout", "statement_timeout")]
+        assert shown == ["30s", "2min"]  # the defaults
+    with Store.open(f"{pg_url}&lock_timeout_s=0.5&statement_timeout_s=0.2") as store:
+        for _ in range(2):  # a pooled connection keeps them after the pool's rollback-on-return
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "500ms"
+        with pytest.raises(StoreError) as caught, store.reading() as conn:
+            conn.execute(sa.text("SELECT pg_sleep(30)"))
+        message = str(caught.value)
+        assert message.startswith("a statement on PostgreSQL at 127.0.0.1:5432/test was cancelled after at most 0.2 s")
+        assert "\n" not in message
+
+
+def _pg_project(tmp_path: Path, server: SimServer, pg_url: str, extra: str = "") -> Path:
+    store = f'{{url: "{pg_url}", lock_timeout_s: 0.5{extra}}}'
+    path = write_project(tmp_path, config_with(remote_model("m", "locky", server), samples=3, store=store))
+    script_the_sim(server, path, {"locky": SimBehaviour()})
+    return path
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in text, text
+    return lines[0]
+
+
+def test_postgres_table_locked_by_another_session_exits_74_keeping_committed_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture, server: SimServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CANARY_TEST_KEY", "sk-store-test-0")
+    path = _pg_project(tmp_path, server, pg_url)
+    with Store.open(pg_url, migrate=True):
+        pass
+    first = run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-01", "--no-check", "--quiet")
+    assert first.code == 0, first.err
+    server.reset()
+    blocker = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    with blocker.connect() as conn:
+        conn.exec_driver_sql("LOCK TABLE samples IN ACCESS EXCLUSIVE MODE")  # held: the transaction stays open
+        locked = run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-02", "--no-check", "--quiet")
+        conn.rollback()
+    blocker.dispose()
+    assert locked.code == 74
+    line = _one_line(locked.err)
+    assert line.startswith("canary: error: a table in PostgreSQL at 127.0.0.1:5432/test is locked by another session")
+    assert "within 0.5 s" in line and "committed samples are kept" in line
+    assert server.stats() == {}  # stopped before asking any model
+    with Store.open(pg_url) as store:
+        assert [(str(r.day), r.sample_index) for r in store.samples(with_turns=False)] == [
+            ("2026-05-01", 0), ("2026-05-01", 1), ("2026-05-01", 2)
+        ]
+    again = run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-02", "--no-check", "--quiet")
+    assert again.code == 0 and server.stats() == {"locky": 3}
+
+
+def test_postgres_check_lock_held_elsewhere_is_bounded(
+    tmp_path: Path, capsys: pytest.CaptureFixture, server: SimServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alert transaction's advisory lock honours lock_timeout too: a stuck check elsewhere
+    makes this one end with exit 74, not wait forever."""
+    monkeypatch.setenv("CANARY_TEST_KEY", "sk-store-test-0")
+    path = _pg_project(tmp_path, server, pg_url)
+    with Store.open(pg_url, migrate=True):
+        pass
+    assert run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-01", "--quiet").code in (0, 1)
+    blocker = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    with blocker.connect() as conn:
+        lock_for_check(conn)  # what a check in progress holds until its transaction ends
+        result = run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-05-01")
+        conn.rollback()
+    blocker.dispose()
+    assert result.code == 74
+    assert "is locked by another session" in _one_line(result.err)
+    assert run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-05-01").code in (0, 1)
+
+
+def test_store_mapping_in_canary_yaml_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write_project(tmp_path, config_with("- {id: m, provider: sim, model: m}\n",
+                                               store="{url: sqlite:///canary.db, lock_timeout: 5}"))
+    result = run_cli(capsys, "run", "--config", str(path), "--no-check", "--quiet")
+    assert result.code == 65
+    assert "canary.yaml:1" in result.err and "lock_timeout" in result.err

@@ -56,6 +56,19 @@ def translate(exc: sa.exc.DBAPIError, target: Target) -> StoreError:
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate == "53100":
         return _full(target)
+    if sqlstate in ("55P03", "40P01"):  # lock_not_available (lock_timeout), deadlock_detected
+        waited = target.timeouts.lock_for("postgresql")
+        return StoreError(
+            f"a table in PostgreSQL at {target.where} is locked by another session: not granted within "
+            f"{waited:g} s (store lock_timeout_s); find it in pg_locks / pg_stat_activity, let it finish "
+            "(or end it), then run again: committed samples are kept"
+        )
+    if sqlstate == "57014":  # query_canceled: statement_timeout (or an admin's pg_cancel_backend)
+        return StoreError(
+            f"a statement on PostgreSQL at {target.where} was cancelled after at most "
+            f"{target.timeouts.statement_s:g} s (store statement_timeout_s, or pg_cancel_backend): {detail}; "
+            "run again: committed samples are kept"
+        )
     if exc.connection_invalidated:
         return StoreError(
             f"lost the connection to PostgreSQL at {target.where}: {detail}; committed samples are kept, "
