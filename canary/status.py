@@ -66,6 +66,8 @@ class Status:
     notifications_queued: int
     samples_total: int
     samples_today: int
+    # undeliverable notifications, newest first: (channel, queued at, why)
+    notifications_failed: tuple[tuple[str, datetime, str], ...] = ()
 
     @property
     def schema_ok(self) -> bool:
@@ -106,6 +108,7 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
 
     firing = alerting.list_alerts(store)
     queued = alerting.queued(store)
+    undeliverable = alerting.failed(store, limit=20)
     return Status(
         now=now,
         store=store.display_url,
@@ -120,6 +123,7 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
         notifications_queued=len(queued),
         samples_total=int(total),
         samples_today=int(today),
+        notifications_failed=tuple((r.channel, r.created_at, r.last_error or "") for r in undeliverable),
     )
 
 
@@ -255,7 +259,10 @@ def render_status(status: Status) -> str:
         lines.append(("alerts", f"{len(status.open_alerts)} firing" if status.open_alerts else "none firing"))
         for a in status.open_alerts:
             lines.append(("", f"{a.model_id} {a.signal} ({a.scope}) since {a.opened_day}: {a.summary}"))
-        lines.append(("notifications", f"{status.notifications_queued} queued"))
+        failed = f", {len(status.notifications_failed)} failed" if status.notifications_failed else ""
+        lines.append(("notifications", f"{status.notifications_queued} queued{failed}"))
+        for channel, at, why in status.notifications_failed[:5]:
+            lines.append(("", f"failed via {channel} (queued {_when(at)}): {why}"))
         lines.append(("samples", f"{status.samples_total} total, {status.samples_today} today ({status.now.date()})"))
     width = max(len(topic) for topic, _ in lines)
     return "\n".join(f"{topic:<{width}}  {text}".rstrip() for topic, text in lines)
@@ -295,6 +302,9 @@ def status_json(status: Status) -> dict[str, Any]:
             for a in status.open_alerts
         ],
         "notifications_queued": status.notifications_queued,
+        "notifications_failed": [
+            {"channel": c, "queued_at": _iso(at), "error": why} for c, at, why in status.notifications_failed
+        ],
         "samples": {"total": status.samples_total, "today": status.samples_today},
     }
 

@@ -149,13 +149,19 @@ def test_failed_delivery_stays_queued_and_is_sent_once_later(store):
     with store.writing() as conn:
         db.enqueue(conn, message.id, ["log"], message_to_json(message), NOON)
     down = Flaky(fail=10)
-    report = deliver_pending(store, [down], attempts=2, sleep=lambda s: None)
+    report = deliver_pending(store, [down], attempts=2, sleep=lambda s: None, clock=lambda: NOON)
     assert report.failed and not report.sent and down.calls == 2
     [row] = db.queued(store)
     assert row.attempts == 2 and row.last_error == "server said no"
+    assert row.next_attempt_at == NOON + timedelta(minutes=2)  # backoff: 1 min doubled per try so far
     up = Flaky(fail=0)
-    assert deliver_pending(store, [up], attempts=2, sleep=lambda s: None).sent == [("log", message.id)]
-    assert deliver_pending(store, [up], attempts=2, sleep=lambda s: None).sent == []
+    early = deliver_pending(store, [up], attempts=2, sleep=lambda s: None, clock=lambda: NOON + timedelta(minutes=1))
+    assert early.sent == [] and early.deferred == 1 and up.calls == 0  # not due yet: not tried
+    later = NOON + timedelta(minutes=2)
+    assert deliver_pending(store, [up], attempts=2, sleep=lambda s: None, clock=lambda: later).sent == [
+        ("log", message.id)
+    ]
+    assert deliver_pending(store, [up], attempts=2, sleep=lambda s: None, clock=lambda: later).sent == []
     assert up.calls == 1 and db.queued(store) == []
 
 

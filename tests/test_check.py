@@ -141,6 +141,12 @@ def test_silent_regression_pages_email_and_slack_once_then_resolves(
     assert len({m.message["Message-ID"] for m in mails}) == len(mails)  # nothing sent twice
 
 
+def make_due(tmp_path: Path) -> None:
+    """Time passing for the outbox: every queued notification's backoff is over."""
+    with sqlite3.connect(tmp_path / "canary.db") as conn:
+        conn.execute("UPDATE notifications SET next_attempt_at = NULL WHERE status = 'queued'")
+
+
 def test_smtp_down_then_up_delivers_once_later(tmp_path, capsys, project, test_ca):
     receiver = SmtpReceiver()
     receiver.start()
@@ -162,6 +168,9 @@ def test_smtp_down_then_up_delivers_once_later(tmp_path, capsys, project, test_c
     up = SmtpReceiver(port=port)
     up.start()
     try:
+        early = json.loads(check_day(capsys, 5).out)  # backing off: not due yet, so not tried
+        assert early["delivery"]["sent"] == [] and early["delivery"]["deferred"] == 1 and up.received() == []
+        make_due(tmp_path)
         again = json.loads(check_day(capsys, 5).out)
         assert len(again["delivery"]["sent"]) == 1 and again["events"] == []
         third = json.loads(check_day(capsys, 5).out)

@@ -222,6 +222,7 @@ class AlertsConfig(Strict):
     slack: SlackChannel | None = None
     webhook: WebhookChannel | None = None
     delivery_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # per check, before leaving it queued
+    give_up_hours: Annotated[float, Field(gt=0, le=720)] = 24.0  # a notification still undelivered is `failed`
 
 
 class ScheduleConfig(Strict):
