@@ -3,11 +3,13 @@ AUTH) and a real HTTP server standing in for Slack and a webhook endpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,10 +18,18 @@ import pytest
 
 from canary.alerts.channels import Channel, build_channels, render_text
 from canary.alerts.channels.mail import message_id
+from canary.alerts.channels.posting import parse_retry_after
 from canary.alerts.message import AlertEvent, AlertMessage, DeliveryError
 from canary.config.models import AlertsConfig, EmailChannel, SlackChannel, WebhookChannel
 from canary.errors import EXIT_CONFIG, SetupError
-from tests.receivers import HttpReceiver, SmtpReceiver, TestCA  # fixtures come via conftest's pytest_plugins
+from tests.receivers import (  # fixtures come via conftest's pytest_plugins
+    HttpReceiver,
+    SmtpReceiver,
+    TestCA,
+    drip,
+    garbage,
+    huge,
+)
 
 SLACK_TOKEN = "T0000/B0000/XXXXslacksecretXXXX"
 HOOK_TOKEN = "hook-path-secret-7f3a"
@@ -397,3 +407,126 @@ def test_webhook_config_url_error_names_origin_only(closed_port: int) -> None:
     with pytest.raises(DeliveryError, match=rf"^webhook http://127\.0\.0\.1:{closed_port}: ConnectError") as info:
         channel.deliver(message())
     assert "token=abc" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- permanent or temporary
+
+
+def outcome(channel: Channel) -> DeliveryError:
+    with pytest.raises(DeliveryError) as info:
+        channel.deliver(message())
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("answer", "permanent", "reason"),
+    [
+        ((200, b'{"ok": false, "error": "channel_not_found"}'), True, "channel_not_found"),
+        ((200, b"invalid_token"), True, "invalid_token"),
+        ((404, b"no_service"), True, "no_service"),
+        ((410, b"channel_is_archived"), True, "channel_is_archived"),
+        ((403, b"action_prohibited"), True, "action_prohibited"),
+        ((400, b"<html>bad request</html>"), True, "HTTP 400"),
+        ((200, b"<html>captive portal</html>"), False, "an answer that is not `ok` (27 bytes)"),
+        ((200, b""), False, "an empty answer instead of `ok`"),
+        ((200, b'{"ok": false, "error": "rate_limited"}'), False, "rate_limited"),
+        ((429, b"rate_limited", {"Retry-After": "30"}), False, "rate_limited"),
+        ((503, b"rollup_error"), False, "HTTP 503"),
+    ],
+)
+def test_slack_answers_are_classified(http_receiver: HttpReceiver, answer, permanent: bool, reason: str) -> None:
+    channel, url = slack(http_receiver)
+    http_receiver.script(answer)
+    error = outcome(channel)
+    assert (error.permanent, error.reason) == (permanent, reason)
+    assert len(http_receiver.received()) == 1 and SLACK_TOKEN not in str(error) and "\n" not in str(error)
+    assert error.retry_after_s == (30.0 if answer[0] == 429 else None)
+
+
+def test_slack_ok_answers_are_deliveries(http_receiver: HttpReceiver) -> None:
+    channel, _ = slack(http_receiver)
+    http_receiver.script((200, b"ok\n"), (200, b'{"ok": true}'))
+    channel.deliver(message())
+    channel.deliver(message())
+    assert len(http_receiver.received()) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "permanent"),
+    [(400, True), (401, True), (404, True), (410, True), (301, True), (408, False), (429, False), (500, False),
+     (503, False)],
+)
+def test_webhook_statuses_are_classified(http_receiver: HttpReceiver, status: int, permanent: bool) -> None:
+    http_receiver.script((status, b"", {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"}))
+    error = outcome(only(AlertsConfig(webhook=WebhookChannel(url=http_receiver.url("/hook"), timeout_s=5))))
+    assert error.permanent is permanent and str(error).startswith(f"webhook http://127.0.0.1:{http_receiver.port} answered HTTP {status}")
+    assert (error.retry_after_s is not None and error.retry_after_s > 86400 * 365) is (not permanent)
+
+
+def test_retry_after_forms() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_retry_after("120") == 120 and parse_retry_after(" 0 ") == 0
+    assert parse_retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now) == 60
+    assert parse_retry_after("Wed, 31 Dec 2025 00:00:00 GMT", now) == 0  # in the past: now
+    for garbled in ("soon", "", "inf", "nan", None):
+        assert parse_retry_after(garbled, now) is None
+
+
+@pytest.mark.parametrize(("hostile", "words"), [(drip, "no complete answer within 0.3s"),
+                                                (huge, "an answer that is not `ok` (65536 bytes)"),
+                                                (garbage, "RemoteProtocolError")])
+def test_hostile_slack_receiver_ends_as_a_temporary_failure(http_receiver: HttpReceiver, hostile, words: str) -> None:
+    """A receiver that drips its answer, sends 100 MB or answers garbage: one bounded attempt,
+    a recorded reason, no hang and no memory blow-up (at most 64 kB of the answer is read)."""
+    url = http_receiver.url(f"/services/{SLACK_TOKEN}")
+    channel = only(AlertsConfig(slack=SlackChannel(timeout_s=0.3)), {"SLACK_WEBHOOK_URL": url})
+    http_receiver.script(hostile)
+    error = outcome(channel)
+    assert words in str(error) and not error.permanent
+    assert SLACK_TOKEN not in str(error) and "\n" not in str(error)
+
+
+def test_hostile_webhook_body_on_a_2xx_is_still_a_delivery(http_receiver: HttpReceiver) -> None:
+    http_receiver.script(huge)
+    only(AlertsConfig(webhook=WebhookChannel(url=http_receiver.url("/hook"), timeout_s=5))).deliver(message())
+    assert len(http_receiver.received()) == 1
+
+
+def test_smtp_550_and_535_are_permanent_451_is_not(smtp_auth: SmtpReceiver, test_ca: TestCA) -> None:
+    with SmtpReceiver() as relay:
+        channel = only(email_config(relay.port))
+        relay.refuse_recipients("550 5.1.1 mailbox unavailable")
+        refused = outcome(channel)
+        assert refused.permanent and refused.reason == "550 5.1.1 mailbox unavailable"
+        relay.refuse_recipients("451 4.3.0 try again later")
+        busy = outcome(channel)
+        assert not busy.permanent and busy.reason.startswith("451")
+        assert relay.received() == [] and relay.rcpt_refusals == 2
+    alerts = email_config(smtp_auth.port, "starttls", ca_file=str(test_ca.ca_file), user_env="U", password_env="P")
+    denied = outcome(only(alerts, {"U": "canary", "P": "wrong-" + PASSWORD}))
+    assert denied.permanent and denied.reason == "535 authentication failed" and PASSWORD not in str(denied)
+
+
+def test_smtp_server_dripping_its_greeting_is_cut_off() -> None:
+    """Each byte comes well within the per-read timeout; the conversation bound still ends it."""
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn, contextlib.suppress(OSError):
+                while not stop.is_set():
+                    conn.sendall(b"2")
+                    stop.wait(0.02)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        cfg = email_config(listener.getsockname()[1]).email.model_copy(update={"timeout_s": 0.25})  # type: ignore[union-attr]
+        try:
+            error = outcome(only(AlertsConfig(email=cfg)))
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+    assert "did not finish within 1s" in str(error) and not error.permanent
