@@ -9,9 +9,11 @@ import hmac
 import json
 import logging
 import socket
+import sqlite3
+import textwrap
 import threading
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,10 @@ from canary.alerts.channels.posting import parse_retry_after
 from canary.alerts.message import AlertEvent, AlertMessage, DeliveryError
 from canary.config.models import AlertsConfig, EmailChannel, SlackChannel, WebhookChannel
 from canary.errors import EXIT_CONFIG, SetupError
+from canary.store import Store
+from canary.store import alerting as db
+from tests.cli_helpers import run_cli
+from tests.projects import write_project
 from tests.receivers import (  # fixtures come via conftest's pytest_plugins
     HttpReceiver,
     SmtpReceiver,
@@ -430,7 +436,7 @@ def outcome(channel: Channel) -> DeliveryError:
         ((200, b"<html>captive portal</html>"), False, "an answer that is not `ok` (27 bytes)"),
         ((200, b""), False, "an empty answer instead of `ok`"),
         ((200, b'{"ok": false, "error": "rate_limited"}'), False, "rate_limited"),
-        ((429, b"rate_limited", {"Retry-After": "30"}), False, "rate_limited"),
+        ((429, b"rate_limited", {"Retry-After": "30"}), False, "HTTP 429 (rate_limited)"),
         ((503, b"rollup_error"), False, "HTTP 503"),
     ],
 )
@@ -530,3 +536,211 @@ def test_smtp_server_dripping_its_greeting_is_cut_off() -> None:
             stop.set()
             thread.join(timeout=30)
     assert "did not finish within 1s" in str(error) and not error.permanent
+
+
+# --------------------------------------------------------------------------- end to end through `canary check`
+
+SLACK_PATH = f"/services/{SLACK_TOKEN}"
+CHANNEL_NOT_FOUND = (200, b'{"ok": false, "error": "channel_not_found"}')
+
+
+def delivery_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alerts: str) -> Path:
+    """One sim model; `signals.max_age_hours: 1`, so checking a day after the last run fires the
+    dead man's switch: an alert to deliver without waiting for a regression."""
+    config = (
+        "store: sqlite:///canary.db\n"
+        "defaults: {samples: 1, timeout_s: 5, retry: {attempts: 0, backoff_s: [0.001]}}\n"
+        "models:\n  - {id: m, provider: sim, model: m}\n"
+        "signals: {max_age_hours: 1}\n"
+        "alerts:\n  log: false\n  repeat_hours: 1000\n" + textwrap.indent(textwrap.dedent(alerts), "  ")
+    )
+    path = write_project(tmp_path, config)
+    monkeypatch.chdir(tmp_path)
+    return path
+
+
+def cli_run(capsys: pytest.CaptureFixture, day: str) -> None:
+    result = run_cli(capsys, "run", "--as-of", day, "--no-check", "-q")
+    assert result.code == 0, result.err
+
+
+def cli_check(capsys: pytest.CaptureFixture, day: str = "2026-03-04") -> tuple[int, dict]:
+    result = run_cli(capsys, "check", "--as-of", day, "--json")
+    assert "Traceback" not in result.err, result.err
+    return result.code, json.loads(result.out)
+
+
+def rows(tmp_path: Path) -> list:
+    with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
+        return sorted(db.outbox(store), key=lambda r: (r.created_at, r.channel))
+
+
+def channel_alerts(tmp_path: Path) -> list:
+    with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
+        return [a for a in db.list_alerts(store, include_resolved=True) if a.signal == "channel"]
+
+
+def make_due(tmp_path: Path, *, first_attempt_hours_ago: float | None = None) -> None:
+    """Time passing for the outbox: backoffs are over (and, if asked, the first attempt is that old)."""
+    with sqlite3.connect(tmp_path / "canary.db") as conn:
+        conn.execute("UPDATE notifications SET next_attempt_at = NULL WHERE status = 'queued'")
+        if first_attempt_hours_ago is not None:
+            conn.execute("UPDATE notifications SET first_attempt_at = datetime('now', ?) WHERE status = 'queued'",
+                         (f"-{first_attempt_hours_ago} hours",))
+
+
+def plain(mail) -> str:
+    return mail.message.get_body(("plain",)).get_content()
+
+
+def test_slack_channel_not_found_fails_once_and_pages_on_email_until_slack_delivers_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    http_receiver: HttpReceiver, smtp_server: SmtpReceiver,
+) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", http_receiver.url(SLACK_PATH))
+    delivery_project(tmp_path, monkeypatch, f"""\
+        slack: {{webhook_url_env: SLACK_WEBHOOK_URL}}
+        email: {{host: 127.0.0.1, port: {smtp_server.port}, security: none, to: [oncall@example.org]}}
+        """)
+    http_receiver.always(CHANNEL_NOT_FOUND)
+    cli_run(capsys, "2026-03-01")
+    code, out = cli_check(capsys)
+
+    assert code == 1
+    assert len(http_receiver.received()) == 1  # permanent: not retried, not even within the check
+    mails = smtp_server.received()
+    assert len(mails) == 2  # the dead man's switch, then the channel alert
+    assert "no completed canary run" in plain(mails[0])
+    assert mails[1].message["Subject"] == "canary: Slack delivery is failing: channel_not_found"
+    assert "Slack delivery is failing: channel_not_found" in plain(mails[1])
+    [failed] = out["delivery"]["gave_up"]
+    assert failed["channel"] == "slack" and "channel_not_found" in failed["error"]
+    assert [(e["event"], e["summary"]) for e in out["delivery"]["channel_events"]] == [
+        ("firing", "Slack delivery is failing: channel_not_found")
+    ]
+    assert {(a["signal"], a["scope"]) for a in out["firing"]} == {("stale", "*"), ("channel", "slack")}
+    stale_msg, channel_msg = rows(tmp_path)[0].message_id, rows(tmp_path)[-1].message_id
+    assert [(r.message_id, r.channel, r.status) for r in rows(tmp_path)] == [
+        (stale_msg, "email", "sent"), (stale_msg, "slack", "failed"), (channel_msg, "email", "sent"),
+    ]  # the channel alert went to the working channel only
+    slack_row = next(r for r in rows(tmp_path) if r.channel == "slack")
+    assert "channel_not_found" in (slack_row.last_error or "") and slack_row.attempts == 1
+    assert SLACK_TOKEN not in (slack_row.last_error or "")
+
+    code, out = cli_check(capsys)  # nothing new: nothing sent, nothing retried, nothing re-paged
+    assert code == 1 and out["delivery"]["sent"] == [] and out["delivery"]["channel_events"] == []
+    assert len(http_receiver.received()) == 1 and len(smtp_server.received()) == 2
+
+    listing = run_cli(capsys, "alerts")
+    assert "Slack delivery is failing: channel_not_found" in " ".join(listing.out.split())
+    assert "notification failed via slack" in listing.out
+    status = run_cli(capsys, "status")
+    assert "0 queued, 1 failed" in status.out and "failed via slack" in status.out
+    assert "channel_not_found" in status.out and SLACK_TOKEN not in status.out + listing.out
+
+    http_receiver.always(None)  # the channel is fixed: Slack says `ok` again
+    cli_run(capsys, "2026-03-04")
+    code, out = cli_check(capsys)
+    assert code == 0, out
+    assert [(e["event"], e["summary"]) for e in out["delivery"]["channel_events"]] == [
+        ("resolved", "Slack delivers again")
+    ]
+    slack_bodies = [r.json()["text"] for r in http_receiver.received()[1:]]
+    assert len(slack_bodies) == 2 and "Slack delivers again" in slack_bodies[1]  # the recovery, then the notice
+    assert len(smtp_server.received()) == 4 and "Slack delivers again" in plain(smtp_server.received()[3])
+    [alert] = channel_alerts(tmp_path)
+    assert alert.state == "resolved" and alert.notify_count == 1
+
+
+@pytest.mark.parametrize("broken", ["email", "webhook"])
+def test_a_channel_refusing_for_good_is_reported_once_on_the_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    http_receiver: HttpReceiver, smtp_server: SmtpReceiver, broken: str,
+) -> None:
+    """SMTP 550 on every recipient; a webhook answering 404: each fails its notification and is
+    announced, once, on the channel that works."""
+    delivery_project(tmp_path, monkeypatch, f"""\
+        delivery_attempts: 3
+        email: {{host: 127.0.0.1, port: {smtp_server.port}, security: none, to: [oncall@example.org]}}
+        webhook: {{url: "{http_receiver.url('/hook')}"}}
+        """)
+    if broken == "email":
+        smtp_server.refuse_recipients("550 5.1.1 mailbox unavailable")
+    else:
+        http_receiver.always((404, b"not found"))
+    cli_run(capsys, "2026-03-01")
+    for _ in range(2):
+        code, _out = cli_check(capsys)
+        assert code == 1
+    hooks = [r.json() for r in http_receiver.received()]
+    failed = [(r.channel, r.last_error) for r in rows(tmp_path) if r.status == "failed"]
+    [alert] = channel_alerts(tmp_path)
+    if broken == "email":
+        assert smtp_server.rcpt_refusals == 1 and smtp_server.received() == []
+        assert len(failed) == 1 and failed[0][0] == "email" and "550" in failed[0][1]
+        assert alert.summary == "Email delivery is failing: 550 5.1.1 mailbox unavailable"
+        assert [h["title"] for h in hooks][1:] == ["canary: Email delivery is failing: 550 5.1.1 mailbox unavailable"]
+    else:
+        assert len(hooks) == 1  # the stale alert, refused once and never again
+        assert len(failed) == 1 and failed[0][0] == "webhook" and "HTTP 404" in failed[0][1]
+        assert alert.summary == "Webhook delivery is failing: HTTP 404 (not found)"
+        subjects = [m.message["Subject"] for m in smtp_server.received()]
+        assert len(subjects) == 2 and subjects[1] == "canary: Webhook delivery is failing: HTTP 404 (not found)"
+    assert alert.state == "firing" and alert.notify_count == 1
+
+
+def test_429_retry_after_is_honoured_across_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, http_receiver: HttpReceiver,
+) -> None:
+    delivery_project(tmp_path, monkeypatch, f"""\
+        webhook: {{url: "{http_receiver.url('/hook')}"}}
+        """)
+    http_receiver.script((429, b"slow down", {"Retry-After": "3600"}))
+    cli_run(capsys, "2026-03-01")
+    before = datetime.now(UTC)
+    code, out = cli_check(capsys)
+    assert code == 1 and len(out["delivery"]["failed"]) == 1 and out["delivery"]["gave_up"] == []
+    assert len(http_receiver.received()) == 1  # asked to wait an hour: no retry inside this check
+    [row] = rows(tmp_path)
+    assert row.status == "queued" and row.next_attempt_at is not None
+    assert row.next_attempt_at >= before + timedelta(seconds=3600)
+
+    code, out = cli_check(capsys)  # a later check before the hour is up does not knock
+    assert out["delivery"]["deferred"] == 1 and len(http_receiver.received()) == 1
+
+    make_due(tmp_path)
+    code, out = cli_check(capsys)
+    assert [d["channel"] for d in out["delivery"]["sent"]] == ["webhook"] and len(http_receiver.received()) == 2
+    assert [r.status for r in rows(tmp_path)] == ["sent"] and channel_alerts(tmp_path) == []
+
+
+def test_503_until_the_give_up_age_fails_the_notification_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    http_receiver: HttpReceiver, smtp_server: SmtpReceiver,
+) -> None:
+    delivery_project(tmp_path, monkeypatch, f"""\
+        delivery_attempts: 2
+        give_up_hours: 2
+        webhook: {{url: "{http_receiver.url('/hook')}"}}
+        email: {{host: 127.0.0.1, port: {smtp_server.port}, security: none, to: [oncall@example.org]}}
+        """)
+    http_receiver.always(503)
+    cli_run(capsys, "2026-03-01")
+    code, out = cli_check(capsys)
+    assert len(http_receiver.received()) == 2 and len(out["delivery"]["failed"]) == 1  # two tries, still queued
+    assert channel_alerts(tmp_path) == [] and len(smtp_server.received()) == 1
+
+    make_due(tmp_path, first_attempt_hours_ago=3)  # three hours of 503s later
+    code, out = cli_check(capsys)
+    assert len(http_receiver.received()) == 4  # one last round, then no more
+    [gave_up] = out["delivery"]["gave_up"]
+    assert gave_up["error"].startswith("gave up after 2 h: webhook http://127.0.0.1:")
+    [alert] = channel_alerts(tmp_path)
+    assert alert.summary == "Webhook delivery is failing: gave up after 2 h (HTTP 503)"
+    assert len(smtp_server.received()) == 2 and "gave up after 2 h" in smtp_server.received()[1].message["Subject"]
+    status = run_cli(capsys, "status", "--json")
+    [failed] = json.loads(status.out)["notifications_failed"]
+    assert failed["channel"] == "webhook" and failed["error"].startswith("gave up after 2 h")
+    make_due(tmp_path)
+    cli_check(capsys)
+    assert len(http_receiver.received()) == 4  # failed is final

@@ -106,9 +106,9 @@ def check_status(answer: Answer, label: str) -> None:
     status = answer.status
     if 200 <= status < 300:
         return
-    hint = answer.hint()
-    text = f"{label} answered HTTP {status}" + (f" ({hint})" if hint and 400 <= status < 500 else "")
-    reason = hint if hint and 400 <= status < 500 else f"HTTP {status}"
+    hint = answer.hint() if 400 <= status < 500 else ""
+    reason = f"HTTP {status}" + (f" ({hint})" if hint else "")
+    text = f"{label} answered {reason}"
     if 300 <= status < 400:
         raise DeliveryError(text + ": redirects are not followed, point the URL at its final address",
                             permanent=True, reason=f"HTTP {status} redirect")
