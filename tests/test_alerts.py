@@ -185,3 +185,46 @@ def test_concurrent_deliveries_send_each_notification_once(store_url):
     for t in threads:
         t.join()
     assert channel.calls == 1
+
+
+class Refusing(Flaky):
+    """A channel whose receiver refuses for good (a Slack `channel_not_found`)."""
+
+    name = "slack"
+
+    def deliver(self, message) -> None:
+        from canary.alerts.message import DeliveryError
+
+        self.calls += 1
+        raise DeliveryError("slack webhook answered HTTP 200 with channel_not_found", permanent=True,
+                            reason="channel_not_found")
+
+
+def test_permanent_refusal_fails_once_and_opens_one_channel_alert_on_the_others(store):
+    events, _ = step(store, [firing()])
+    message = group(events, now=NOON, report_url=None)
+    with store.writing() as conn:
+        db.enqueue(conn, message.id, ["slack", "log"], message_to_json(message), NOON)
+    slack, log = Refusing(fail=0), Flaky(fail=0)
+    report = deliver_pending(store, [slack, log], attempts=3, sleep=lambda s: None, clock=lambda: NOON)
+    assert slack.calls == 1 and log.calls == 2  # the alert, then the channel alert; slack not retried
+    assert [(c, e) for c, _, e in report.gave_up] == [("slack", "slack webhook answered HTTP 200 with channel_not_found")]
+    assert [(e.event, e.scope, e.summary) for e in report.channel_events] == [
+        ("firing", "slack", "Slack delivery is failing: channel_not_found")
+    ]
+    assert {(r.channel, r.status) for r in db.outbox(store)} == {("slack", "failed"), ("log", "sent")}
+    with store.reading() as conn:
+        live = {(a.model_id, a.scope, a.signal) for a in still_firing(conn, NOON)}
+    assert live == {("m", "*", "quality"), ("*", "slack", "channel")}
+    again = deliver_pending(store, [slack, log], attempts=3, sleep=lambda s: None, clock=lambda: NOON)
+    assert again.sent == again.gave_up == again.channel_events == [] and slack.calls == 1 and log.calls == 2
+
+
+def test_unreadable_payload_fails_without_blaming_the_channel(store):
+    with store.writing() as conn:
+        db.enqueue(conn, "broken", ["log"], "{not json", NOON)
+    log = Flaky(fail=0)
+    report = deliver_pending(store, [log], attempts=3, sleep=lambda s: None, clock=lambda: NOON)
+    assert log.calls == 0 and [c for c, _, _ in report.gave_up] == ["log"] and report.channel_events == []
+    [row] = db.failed(store)
+    assert row.last_error.startswith("unreadable notification payload")

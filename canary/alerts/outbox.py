@@ -144,7 +144,8 @@ def _deliver(
             db.finish_delivery(store, row, owner=owner, now=now, error=error, attempts=tries, failed=True,
                                started=started)
             report.gave_up.append((row.channel, row.message_id, error))
-            report.health[row.channel] = reason
+            if tries:  # an unreadable payload is not the channel's fault
+                report.health[row.channel] = reason
         else:
             due = next_attempt_at(now, row.attempts + tries, retry_after, expires)
             db.finish_delivery(store, row, owner=owner, now=now, error=error, attempts=tries, next_attempt_at=due,
