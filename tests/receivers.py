@@ -70,9 +70,15 @@ def make_test_ca(folder: Path, name: str = "canary test CA") -> TestCA:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -89,7 +95,9 @@ def make_test_ca(folder: Path, name: str = "canary test CA") -> TestCA:
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -134,7 +142,9 @@ class _Collector:
         self.rcpt_answer: str | None = None  # e.g. "550 5.1.1 mailbox unavailable": refuse every RCPT
         self.rcpt_refusals = 0
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list
+    ) -> str:
         if self.rcpt_answer is not None:
             with self._lock:
                 self.rcpt_refusals += 1
@@ -145,7 +155,9 @@ class _Collector:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
         transport = server.transport
-        tls = session.ssl is not None or (transport is not None and transport.get_extra_info("ssl_object") is not None)
+        tls = session.ssl is not None or (
+            transport is not None and transport.get_extra_info("ssl_object") is not None
+        )
         mail = ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, tls, login)
         with self._lock:
             self._inbox.append(mail)
@@ -173,8 +185,10 @@ class SmtpReceiver:
         self.credentials = credentials
 
         def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-            ok = isinstance(data, LoginPassword) and credentials is not None and (
-                (data.login.decode(), data.password.decode()) == credentials
+            ok = (
+                isinstance(data, LoginPassword)
+                and credentials is not None
+                and ((data.login.decode(), data.password.decode()) == credentials)
             )
             return AuthResult(success=ok, handled=False, auth_data=data if ok else None)  # 535 when not ok
 
@@ -283,7 +297,9 @@ def drip(handler: BaseHTTPRequestHandler) -> None:
 
 def huge(handler: BaseHTTPRequestHandler, size: int = 100 * 1024 * 1024) -> None:
     """A 200 with a 100 MB body (written until the client hangs up)."""
-    handler.wfile.write(f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {size}\r\n\r\n".encode())
+    handler.wfile.write(
+        f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {size}\r\n\r\n".encode()
+    )
     chunk = b"<p>not ok</p>" * 5000
     with contextlib.suppress(OSError):
         for _ in range(size // len(chunk)):
@@ -364,7 +380,9 @@ class HttpReceiver:
                     return
                 status, reply, extra = answer
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json" if reply.startswith(b"{") else "text/plain")
+                self.send_header(
+                    "Content-Type", "application/json" if reply.startswith(b"{") else "text/plain"
+                )
                 self.send_header("Content-Length", str(len(reply)))
                 for name, value in extra.items():
                     self.send_header(name, value)
@@ -379,7 +397,10 @@ class HttpReceiver:
         self._server = ThreadingHTTPServer((HOST, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="http-receiver", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="http-receiver",
+            daemon=True,
         )  # the poll interval is how long shutdown() waits at teardown
         self._thread.start()
         return self

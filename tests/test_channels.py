@@ -79,8 +79,15 @@ def only(alerts: AlertsConfig, env: dict[str, str] | None = None, **kw: object) 
 
 
 def email_config(port: int, security: str = "none", **kw: object) -> AlertsConfig:
-    cfg = EmailChannel(host="127.0.0.1", port=port, security=security, to=["oncall@example.org"],
-                       sender="canary@example.org", timeout_s=5, **kw)  # type: ignore[arg-type]
+    cfg = EmailChannel(
+        host="127.0.0.1",
+        port=port,
+        security=security,
+        to=["oncall@example.org"],
+        sender="canary@example.org",
+        timeout_s=5,
+        **kw,
+    )  # type: ignore[arg-type]
     return AlertsConfig(email=cfg)
 
 
@@ -96,7 +103,9 @@ def closed_port() -> Iterator[int]:
 
 
 def test_render_text_flattens_control_characters() -> None:
-    msg = message(event(model_id="evil\nFAKE LOG LINE", detail="a\r\nb\u202ec"), event(event="resolved", today=None))
+    msg = message(
+        event(model_id="evil\nFAKE LOG LINE", detail="a\r\nb\u202ec"), event(event="resolved", today=None)
+    )
     text = render_text(msg)
     assert text.startswith("canary: 1 alert firing\n")
     assert "[FIRING] evil FAKE LOG LINE / all canaries / quality" in text
@@ -129,7 +138,9 @@ def test_build_channels_order_and_log_switch(http_receiver: HttpReceiver) -> Non
     env = {"SLACK_WEBHOOK_URL": http_receiver.url("/slack")}
     assert [c.name for c in build_channels(alerts, env)] == ["log", "email", "slack", "webhook"]
     assert [c.name for c in build_channels(alerts.model_copy(update={"log": False}), env)] == [
-        "email", "slack", "webhook",
+        "email",
+        "slack",
+        "webhook",
     ]
     assert all(isinstance(c, Channel) for c in build_channels(alerts, env))
 
@@ -139,24 +150,33 @@ def test_build_channels_order_and_log_switch(http_receiver: HttpReceiver) -> Non
 
 def test_missing_env_names_every_variable() -> None:
     alerts = AlertsConfig(
-        email=EmailChannel(host="h", to=["a@example.org"], user_env="SMTP_USER", password_env="SMTP_PASSWORD"),
+        email=EmailChannel(
+            host="h", to=["a@example.org"], user_env="SMTP_USER", password_env="SMTP_PASSWORD"
+        ),
         slack=SlackChannel(),
         webhook=WebhookChannel(url_env="HOOK_URL", secret_env="HOOK_SECRET"),
     )
     with pytest.raises(SetupError) as info:
-        build_channels(alerts, {"SMTP_USER": "user-value-x", "HOOK_SECRET": HMAC_SECRET, "SLACK_WEBHOOK_URL": ""})
+        build_channels(
+            alerts, {"SMTP_USER": "user-value-x", "HOOK_SECRET": HMAC_SECRET, "SLACK_WEBHOOK_URL": ""}
+        )
     assert info.value.exit_code == EXIT_CONFIG
     assert info.value.message == (
         "alerts: environment variables not set: SMTP_PASSWORD (alerts.email.password_env), "
         "SLACK_WEBHOOK_URL (alerts.slack.webhook_url_env), HOOK_URL (alerts.webhook.url_env)"
     )
-    with pytest.raises(SetupError, match=r"^alerts: environment variable SLACK_WEBHOOK_URL \(alerts\.slack\.webhook_url_env\) is not set$"):
+    with pytest.raises(
+        SetupError,
+        match=r"^alerts: environment variable SLACK_WEBHOOK_URL \(alerts\.slack\.webhook_url_env\) is not set$",
+    ):
         build_channels(AlertsConfig(slack=SlackChannel()), {})
 
 
 def test_bad_values_are_named_by_variable_not_value() -> None:
     with pytest.raises(SetupError, match="SLACK_WEBHOOK_URL does not hold an http") as info:
-        build_channels(AlertsConfig(slack=SlackChannel()), {"SLACK_WEBHOOK_URL": f"hooks.slack.com/{SLACK_TOKEN}"})
+        build_channels(
+            AlertsConfig(slack=SlackChannel()), {"SLACK_WEBHOOK_URL": f"hooks.slack.com/{SLACK_TOKEN}"}
+        )
     assert SLACK_TOKEN not in str(info.value)
     with pytest.raises(SetupError, match="HOOK_URL does not hold") as info:
         build_channels(AlertsConfig(webhook=WebhookChannel(url_env="HOOK_URL")), {"HOOK_URL": HOOK_TOKEN})
@@ -236,15 +256,21 @@ def test_implicit_tls(test_ca: TestCA) -> None:
 
 
 def test_auth_success(smtp_auth: SmtpReceiver, test_ca: TestCA) -> None:
-    alerts = email_config(smtp_auth.port, "starttls", ca_file=str(test_ca.ca_file), user_env="U", password_env="P")
+    alerts = email_config(
+        smtp_auth.port, "starttls", ca_file=str(test_ca.ca_file), user_env="U", password_env="P"
+    )
     only(alerts, {"U": "canary", "P": PASSWORD}).deliver(message())
     (mail,) = smtp_auth.received()
     assert mail.login == "canary" and mail.tls
 
 
-def test_auth_failure_hides_password(smtp_auth: SmtpReceiver, test_ca: TestCA, caplog: pytest.LogCaptureFixture) -> None:
+def test_auth_failure_hides_password(
+    smtp_auth: SmtpReceiver, test_ca: TestCA, caplog: pytest.LogCaptureFixture
+) -> None:
     wrong = "wrong-" + PASSWORD
-    alerts = email_config(smtp_auth.port, "starttls", ca_file=str(test_ca.ca_file), user_env="U", password_env="P")
+    alerts = email_config(
+        smtp_auth.port, "starttls", ca_file=str(test_ca.ca_file), user_env="U", password_env="P"
+    )
     channel = only(alerts, {"U": "canary", "P": wrong})
     with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError, match="authentication failed") as info:
         channel.deliver(message())
@@ -290,8 +316,15 @@ def slack(receiver: HttpReceiver) -> tuple[Channel, str]:
 
 def test_slack_block_kit_payload_is_escaped(http_receiver: HttpReceiver) -> None:
     channel, _ = slack(http_receiver)
-    hostile = event(model_id="<script>x</script>", scope="R&D <!channel>", detail="see <http://evil|here> & more")
-    channel.deliver(message(hostile, event(event="resolved", today=None, baseline=None, day=None, report_url="https://r/x?a=1&b=2")))
+    hostile = event(
+        model_id="<script>x</script>", scope="R&D <!channel>", detail="see <http://evil|here> & more"
+    )
+    channel.deliver(
+        message(
+            hostile,
+            event(event="resolved", today=None, baseline=None, day=None, report_url="https://r/x?a=1&b=2"),
+        )
+    )
     (req,) = http_receiver.received()
     assert req.method == "POST" and req.path == f"/services/{SLACK_TOKEN}"
     assert req.headers["content-type"].startswith("application/json")
@@ -304,11 +337,26 @@ def test_slack_block_kit_payload_is_escaped(http_receiver: HttpReceiver) -> None
     assert ":red_circle: *FIRING*  Quality dropped to 62%" in first["text"]["text"]
     assert "see &lt;http://evil|here&gt; &amp; more" in first["text"]["text"]
     fields = [f["text"] for f in first["fields"]]
-    assert fields[:3] == ["*Model*\n&lt;script&gt;x&lt;/script&gt;", "*Scope*\nR&amp;D &lt;!channel&gt;", "*Signal*\nquality"]
-    assert "*Today*\n62% (18/29)" in fields and "*Baseline*\n95% over 14 days" in fields and "*Day*\n2025-03-04" in fields
+    assert fields[:3] == [
+        "*Model*\n&lt;script&gt;x&lt;/script&gt;",
+        "*Scope*\nR&amp;D &lt;!channel&gt;",
+        "*Signal*\nquality",
+    ]
+    assert (
+        "*Today*\n62% (18/29)" in fields
+        and "*Baseline*\n95% over 14 days" in fields
+        and "*Day*\n2025-03-04" in fields
+    )
     second = blocks[2]
-    assert "*RESOLVED*" in second["text"]["text"] and "<https://r/x?a=1&amp;b=2|details>" in second["text"]["text"]
-    assert [f["text"] for f in second["fields"]] == ["*Model*\nclaude-main", "*Scope*\nall canaries", "*Signal*\nquality"]
+    assert (
+        "*RESOLVED*" in second["text"]["text"]
+        and "<https://r/x?a=1&amp;b=2|details>" in second["text"]["text"]
+    )
+    assert [f["text"] for f in second["fields"]] == [
+        "*Model*\nclaude-main",
+        "*Scope*\nall canaries",
+        "*Signal*\nquality",
+    ]
     context = [e["text"] for e in blocks[3]["elements"]]
     assert context[0] == "<https://reports.example.org/canary/|Open the canary report>"
     assert payload["text"].startswith("canary: 1 alert firing\nFIRING: &lt;script&gt;")
@@ -331,7 +379,9 @@ def test_slack_limits_many_and_long_events(http_receiver: HttpReceiver) -> None:
         assert len(block.get("fields", [])) <= 10
 
 
-def test_slack_error_hides_url_then_retry_succeeds(http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture) -> None:
+def test_slack_error_hides_url_then_retry_succeeds(
+    http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
     channel, url = slack(http_receiver)
     http_receiver.script(500, (400, b"invalid_payload"))
     with caplog.at_level(logging.DEBUG):
@@ -350,7 +400,10 @@ def test_slack_error_hides_url_then_retry_succeeds(http_receiver: HttpReceiver, 
 def test_slack_unreachable_hides_url(closed_port: int, caplog: pytest.LogCaptureFixture) -> None:
     url = f"http://127.0.0.1:{closed_port}/services/{SLACK_TOKEN}"
     channel = only(AlertsConfig(slack=SlackChannel(timeout_s=5)), {"SLACK_WEBHOOK_URL": url})
-    with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError, match="^slack webhook: ConnectError") as info:
+    with (
+        caplog.at_level(logging.DEBUG),
+        pytest.raises(DeliveryError, match="^slack webhook: ConnectError") as info,
+    ):
         channel.deliver(message())
     assert SLACK_TOKEN not in str(info.value) and SLACK_TOKEN not in caplog.text
     assert info.value.__cause__ is None
@@ -360,7 +413,11 @@ def test_slack_unreachable_hides_url(closed_port: int, caplog: pytest.LogCapture
 
 
 def test_webhook_payload_signature_and_headers(http_receiver: HttpReceiver) -> None:
-    hook = WebhookChannel(url_env="HOOK_URL", secret_env="HOOK_SECRET", headers={"Authorization": "Bearer abc", "X-Canary-Delivery": "spoof"})
+    hook = WebhookChannel(
+        url_env="HOOK_URL",
+        secret_env="HOOK_SECRET",
+        headers={"Authorization": "Bearer abc", "X-Canary-Delivery": "spoof"},
+    )
     env = {"HOOK_URL": http_receiver.url(f"/in/{HOOK_TOKEN}"), "HOOK_SECRET": HMAC_SECRET}
     msg = message(event(), event(event="repeat", day=None, report_url="https://r/1"))
     only(AlertsConfig(webhook=hook), env).deliver(msg)
@@ -374,10 +431,17 @@ def test_webhook_payload_signature_and_headers(http_receiver: HttpReceiver) -> N
     assert payload["created_at"] == "2025-03-04T06:05:00+00:00"
     assert payload["report_url"] == "https://reports.example.org/canary/"
     assert payload["events"][0] == {
-        "alert_id": "a1", "event": "firing", "model_id": "claude-main", "scope": "all canaries",
-        "signal": "quality", "summary": "Quality dropped to 62%", "today": "62% (18/29)",
-        "baseline": "95% over 14 days", "detail": "below the calibrated threshold 81%",
-        "day": "2025-03-04", "report_url": None,
+        "alert_id": "a1",
+        "event": "firing",
+        "model_id": "claude-main",
+        "scope": "all canaries",
+        "signal": "quality",
+        "summary": "Quality dropped to 62%",
+        "today": "62% (18/29)",
+        "baseline": "95% over 14 days",
+        "detail": "below the calibrated threshold 81%",
+        "day": "2025-03-04",
+        "report_url": None,
     }
     assert payload["events"][1]["event"] == "repeat" and payload["events"][1]["day"] is None
 
@@ -392,8 +456,14 @@ def test_webhook_secrets_never_in_errors_or_logs(
     http_receiver: HttpReceiver, closed_port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     hook = WebhookChannel(url_env="HOOK_URL", secret_env="HOOK_SECRET", timeout_s=5)
-    failing = only(AlertsConfig(webhook=hook), {"HOOK_URL": http_receiver.url(f"/in/{HOOK_TOKEN}"), "HOOK_SECRET": HMAC_SECRET})
-    down = only(AlertsConfig(webhook=hook), {"HOOK_URL": f"http://127.0.0.1:{closed_port}/in/{HOOK_TOKEN}", "HOOK_SECRET": HMAC_SECRET})
+    failing = only(
+        AlertsConfig(webhook=hook),
+        {"HOOK_URL": http_receiver.url(f"/in/{HOOK_TOKEN}"), "HOOK_SECRET": HMAC_SECRET},
+    )
+    down = only(
+        AlertsConfig(webhook=hook),
+        {"HOOK_URL": f"http://127.0.0.1:{closed_port}/in/{HOOK_TOKEN}", "HOOK_SECRET": HMAC_SECRET},
+    )
     http_receiver.script(503)
     errors = []
     with caplog.at_level(logging.DEBUG):
@@ -409,8 +479,12 @@ def test_webhook_secrets_never_in_errors_or_logs(
 
 
 def test_webhook_config_url_error_names_origin_only(closed_port: int) -> None:
-    channel = only(AlertsConfig(webhook=WebhookChannel(url=f"http://127.0.0.1:{closed_port}/x?token=abc", timeout_s=5)))
-    with pytest.raises(DeliveryError, match=rf"^webhook http://127\.0\.0\.1:{closed_port}: ConnectError") as info:
+    channel = only(
+        AlertsConfig(webhook=WebhookChannel(url=f"http://127.0.0.1:{closed_port}/x?token=abc", timeout_s=5))
+    )
+    with pytest.raises(
+        DeliveryError, match=rf"^webhook http://127\.0\.0\.1:{closed_port}: ConnectError"
+    ) as info:
         channel.deliver(message())
     assert "token=abc" not in str(info.value)
 
@@ -440,7 +514,9 @@ def outcome(channel: Channel) -> DeliveryError:
         ((503, b"rollup_error"), False, "HTTP 503"),
     ],
 )
-def test_slack_answers_are_classified(http_receiver: HttpReceiver, answer, permanent: bool, reason: str) -> None:
+def test_slack_answers_are_classified(
+    http_receiver: HttpReceiver, answer, permanent: bool, reason: str
+) -> None:
     channel, url = slack(http_receiver)
     http_receiver.script(answer)
     error = outcome(channel)
@@ -459,13 +535,24 @@ def test_slack_ok_answers_are_deliveries(http_receiver: HttpReceiver) -> None:
 
 @pytest.mark.parametrize(
     ("status", "permanent"),
-    [(400, True), (401, True), (404, True), (410, True), (301, True), (408, False), (429, False), (500, False),
-     (503, False)],
+    [
+        (400, True),
+        (401, True),
+        (404, True),
+        (410, True),
+        (301, True),
+        (408, False),
+        (429, False),
+        (500, False),
+        (503, False),
+    ],
 )
 def test_webhook_statuses_are_classified(http_receiver: HttpReceiver, status: int, permanent: bool) -> None:
     http_receiver.script((status, b"", {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"}))
     error = outcome(only(AlertsConfig(webhook=WebhookChannel(url=http_receiver.url("/hook"), timeout_s=5))))
-    assert error.permanent is permanent and str(error).startswith(f"webhook http://127.0.0.1:{http_receiver.port} answered HTTP {status}")
+    assert error.permanent is permanent and str(error).startswith(
+        f"webhook http://127.0.0.1:{http_receiver.port} answered HTTP {status}"
+    )
     assert (error.retry_after_s is not None and error.retry_after_s > 86400 * 365) is (not permanent)
 
 
@@ -478,10 +565,17 @@ def test_retry_after_forms() -> None:
         assert parse_retry_after(garbled, now) is None
 
 
-@pytest.mark.parametrize(("hostile", "words"), [(drip, "no complete answer within 0.3s"),
-                                                (huge, "an answer that is not `ok` (65536 bytes)"),
-                                                (garbage, "RemoteProtocolError")])
-def test_hostile_slack_receiver_ends_as_a_temporary_failure(http_receiver: HttpReceiver, hostile, words: str) -> None:
+@pytest.mark.parametrize(
+    ("hostile", "words"),
+    [
+        (drip, "no complete answer within 0.3s"),
+        (huge, "an answer that is not `ok` (65536 bytes)"),
+        (garbage, "RemoteProtocolError"),
+    ],
+)
+def test_hostile_slack_receiver_ends_as_a_temporary_failure(
+    http_receiver: HttpReceiver, hostile, words: str
+) -> None:
     """A receiver that drips its answer, sends 100 MB or answers garbage: one bounded attempt,
     a recorded reason, no hang and no memory blow-up (at most 64 kB of the answer is read)."""
     url = http_receiver.url(f"/services/{SLACK_TOKEN}")
@@ -508,7 +602,9 @@ def test_smtp_550_and_535_are_permanent_451_is_not(smtp_auth: SmtpReceiver, test
         busy = outcome(channel)
         assert not busy.permanent and busy.reason.startswith("451")
         assert relay.received() == [] and relay.rcpt_refusals == 2
-    alerts = email_config(smtp_auth.port, "starttls", ca_file=str(test_ca.ca_file), user_env="U", password_env="P")
+    alerts = email_config(
+        smtp_auth.port, "starttls", ca_file=str(test_ca.ca_file), user_env="U", password_env="P"
+    )
     denied = outcome(only(alerts, {"U": "canary", "P": "wrong-" + PASSWORD}))
     assert denied.permanent and denied.reason == "535 authentication failed" and PASSWORD not in str(denied)
 
@@ -585,8 +681,10 @@ def make_due(tmp_path: Path, *, first_attempt_hours_ago: float | None = None) ->
     with sqlite3.connect(tmp_path / "canary.db") as conn:
         conn.execute("UPDATE notifications SET next_attempt_at = NULL WHERE status = 'queued'")
         if first_attempt_hours_ago is not None:
-            conn.execute("UPDATE notifications SET first_attempt_at = datetime('now', ?) WHERE status = 'queued'",
-                         (f"-{first_attempt_hours_ago} hours",))
+            conn.execute(
+                "UPDATE notifications SET first_attempt_at = datetime('now', ?) WHERE status = 'queued'",
+                (f"-{first_attempt_hours_ago} hours",),
+            )
 
 
 def plain(mail) -> str:
@@ -594,14 +692,21 @@ def plain(mail) -> str:
 
 
 def test_slack_channel_not_found_fails_once_and_pages_on_email_until_slack_delivers_again(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
-    http_receiver: HttpReceiver, smtp_server: SmtpReceiver,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    http_receiver: HttpReceiver,
+    smtp_server: SmtpReceiver,
 ) -> None:
     monkeypatch.setenv("SLACK_WEBHOOK_URL", http_receiver.url(SLACK_PATH))
-    delivery_project(tmp_path, monkeypatch, f"""\
+    delivery_project(
+        tmp_path,
+        monkeypatch,
+        f"""\
         slack: {{webhook_url_env: SLACK_WEBHOOK_URL}}
         email: {{host: 127.0.0.1, port: {smtp_server.port}, security: none, to: [oncall@example.org]}}
-        """)
+        """,
+    )
     http_receiver.always(CHANNEL_NOT_FOUND)
     cli_run(capsys, "2026-03-01")
     code, out = cli_check(capsys)
@@ -621,7 +726,9 @@ def test_slack_channel_not_found_fails_once_and_pages_on_email_until_slack_deliv
     assert {(a["signal"], a["scope"]) for a in out["firing"]} == {("stale", "*"), ("channel", "slack")}
     stale_msg, channel_msg = rows(tmp_path)[0].message_id, rows(tmp_path)[-1].message_id
     assert [(r.message_id, r.channel, r.status) for r in rows(tmp_path)] == [
-        (stale_msg, "email", "sent"), (stale_msg, "slack", "failed"), (channel_msg, "email", "sent"),
+        (stale_msg, "email", "sent"),
+        (stale_msg, "slack", "failed"),
+        (channel_msg, "email", "sent"),
     ]  # the channel alert went to the working channel only
     slack_row = next(r for r in rows(tmp_path) if r.channel == "slack")
     assert "channel_not_found" in (slack_row.last_error or "") and slack_row.attempts == 1
@@ -646,7 +753,9 @@ def test_slack_channel_not_found_fails_once_and_pages_on_email_until_slack_deliv
         ("resolved", "Slack delivers again")
     ]
     slack_bodies = [r.json()["text"] for r in http_receiver.received()[1:]]
-    assert len(slack_bodies) == 2 and "Slack delivers again" in slack_bodies[1]  # the recovery, then the notice
+    assert (
+        len(slack_bodies) == 2 and "Slack delivers again" in slack_bodies[1]
+    )  # the recovery, then the notice
     assert len(smtp_server.received()) == 4 and "Slack delivers again" in plain(smtp_server.received()[3])
     [alert] = channel_alerts(tmp_path)
     assert alert.state == "resolved" and alert.notify_count == 1
@@ -654,16 +763,24 @@ def test_slack_channel_not_found_fails_once_and_pages_on_email_until_slack_deliv
 
 @pytest.mark.parametrize("broken", ["email", "webhook"])
 def test_a_channel_refusing_for_good_is_reported_once_on_the_other(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
-    http_receiver: HttpReceiver, smtp_server: SmtpReceiver, broken: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    http_receiver: HttpReceiver,
+    smtp_server: SmtpReceiver,
+    broken: str,
 ) -> None:
     """SMTP 550 on every recipient; a webhook answering 404: each fails its notification and is
     announced, once, on the channel that works."""
-    delivery_project(tmp_path, monkeypatch, f"""\
+    delivery_project(
+        tmp_path,
+        monkeypatch,
+        f"""\
         delivery_attempts: 3
         email: {{host: 127.0.0.1, port: {smtp_server.port}, security: none, to: [oncall@example.org]}}
-        webhook: {{url: "{http_receiver.url('/hook')}"}}
-        """)
+        webhook: {{url: "{http_receiver.url("/hook")}"}}
+        """,
+    )
     if broken == "email":
         smtp_server.refuse_recipients("550 5.1.1 mailbox unavailable")
     else:
@@ -679,22 +796,33 @@ def test_a_channel_refusing_for_good_is_reported_once_on_the_other(
         assert smtp_server.rcpt_refusals == 1 and smtp_server.received() == []
         assert len(failed) == 1 and failed[0][0] == "email" and "550" in failed[0][1]
         assert alert.summary == "Email delivery is failing: 550 5.1.1 mailbox unavailable"
-        assert [h["title"] for h in hooks][1:] == ["canary: Email delivery is failing: 550 5.1.1 mailbox unavailable"]
+        assert [h["title"] for h in hooks][1:] == [
+            "canary: Email delivery is failing: 550 5.1.1 mailbox unavailable"
+        ]
     else:
         assert len(hooks) == 1  # the stale alert, refused once and never again
         assert len(failed) == 1 and failed[0][0] == "webhook" and "HTTP 404" in failed[0][1]
         assert alert.summary == "Webhook delivery is failing: HTTP 404 (not found)"
         subjects = [m.message["Subject"] for m in smtp_server.received()]
-        assert len(subjects) == 2 and subjects[1] == "canary: Webhook delivery is failing: HTTP 404 (not found)"
+        assert (
+            len(subjects) == 2 and subjects[1] == "canary: Webhook delivery is failing: HTTP 404 (not found)"
+        )
     assert alert.state == "firing" and alert.notify_count == 1
 
 
 def test_429_retry_after_is_honoured_across_checks(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, http_receiver: HttpReceiver,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    http_receiver: HttpReceiver,
 ) -> None:
-    delivery_project(tmp_path, monkeypatch, f"""\
-        webhook: {{url: "{http_receiver.url('/hook')}"}}
-        """)
+    delivery_project(
+        tmp_path,
+        monkeypatch,
+        f"""\
+        webhook: {{url: "{http_receiver.url("/hook")}"}}
+        """,
+    )
     http_receiver.script((429, b"slow down", {"Retry-After": "3600"}))
     cli_run(capsys, "2026-03-01")
     before = datetime.now(UTC)
@@ -710,24 +838,35 @@ def test_429_retry_after_is_honoured_across_checks(
 
     make_due(tmp_path)
     code, out = cli_check(capsys)
-    assert [d["channel"] for d in out["delivery"]["sent"]] == ["webhook"] and len(http_receiver.received()) == 2
+    assert [d["channel"] for d in out["delivery"]["sent"]] == ["webhook"] and len(
+        http_receiver.received()
+    ) == 2
     assert [r.status for r in rows(tmp_path)] == ["sent"] and channel_alerts(tmp_path) == []
 
 
 def test_503_until_the_give_up_age_fails_the_notification_and_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
-    http_receiver: HttpReceiver, smtp_server: SmtpReceiver,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    http_receiver: HttpReceiver,
+    smtp_server: SmtpReceiver,
 ) -> None:
-    delivery_project(tmp_path, monkeypatch, f"""\
+    delivery_project(
+        tmp_path,
+        monkeypatch,
+        f"""\
         delivery_attempts: 2
         give_up_hours: 2
-        webhook: {{url: "{http_receiver.url('/hook')}"}}
+        webhook: {{url: "{http_receiver.url("/hook")}"}}
         email: {{host: 127.0.0.1, port: {smtp_server.port}, security: none, to: [oncall@example.org]}}
-        """)
+        """,
+    )
     http_receiver.always(503)
     cli_run(capsys, "2026-03-01")
     code, out = cli_check(capsys)
-    assert len(http_receiver.received()) == 2 and len(out["delivery"]["failed"]) == 1  # two tries, still queued
+    assert (
+        len(http_receiver.received()) == 2 and len(out["delivery"]["failed"]) == 1
+    )  # two tries, still queued
     assert channel_alerts(tmp_path) == [] and len(smtp_server.received()) == 1
 
     make_due(tmp_path, first_attempt_hours_ago=3)  # three hours of 503s later
@@ -737,7 +876,10 @@ def test_503_until_the_give_up_age_fails_the_notification_and_says_so(
     assert gave_up["error"].startswith("gave up after 2 h: webhook http://127.0.0.1:")
     [alert] = channel_alerts(tmp_path)
     assert alert.summary == "Webhook delivery is failing: gave up after 2 h (HTTP 503)"
-    assert len(smtp_server.received()) == 2 and "gave up after 2 h" in smtp_server.received()[1].message["Subject"]
+    assert (
+        len(smtp_server.received()) == 2
+        and "gave up after 2 h" in smtp_server.received()[1].message["Subject"]
+    )
     status = run_cli(capsys, "status", "--json")
     [failed] = json.loads(status.out)["notifications_failed"]
     assert failed["channel"] == "webhook" and failed["error"].startswith("gave up after 2 h")

@@ -39,12 +39,27 @@ def make_sample(
     n_attempts: int = 1,
 ) -> SampleResult:
     tries = [
-        Attempt(number=n, started_at=T0 + timedelta(seconds=n), latency_s=0.25 * n, status=529, code="overloaded",
-                message="try later", retry_after_s=1.5, turn=1)
+        Attempt(
+            number=n,
+            started_at=T0 + timedelta(seconds=n),
+            latency_s=0.25 * n,
+            status=529,
+            code="overloaded",
+            message="try later",
+            retry_after_s=1.5,
+            turn=1,
+        )
         for n in range(1, n_attempts)
     ]
-    tries.append(Attempt(number=n_attempts, started_at=T0 + timedelta(seconds=n_attempts), latency_s=0.5,
-                         status=200, code="ok"))
+    tries.append(
+        Attempt(
+            number=n_attempts,
+            started_at=T0 + timedelta(seconds=n_attempts),
+            latency_s=0.5,
+            status=200,
+            code="ok",
+        )
+    )
     return SampleResult(
         day=day,
         model_id=model_id,
@@ -56,8 +71,14 @@ def make_sample(
         finished_at=T0 + timedelta(seconds=3),
         score=1.0 if outcome == "pass" else 0.0,
         reason="matched",
-        turns=[TurnRecord(index=1, sent="Capital of France?", reply=reply,
-                          scores=[ScoreRecord("regex", outcome == "pass", 1.0, "ok")])],
+        turns=[
+            TurnRecord(
+                index=1,
+                sent="Capital of France?",
+                reply=reply,
+                scores=[ScoreRecord("regex", outcome == "pass", 1.0, "ok")],
+            )
+        ],
         attempts=tries,
         input_tokens=12,
         output_tokens=3,
@@ -104,7 +125,12 @@ def test_round_trip_keeps_every_field(store: Store, run_id: str) -> None:
                 sent="Look up the weather in Zürich",
                 reply="",
                 tool_calls=[
-                    ToolCall(id="call_1", name="weather", arguments={"city": "Zürich"}, raw_arguments='{"city":"Zürich"}'),
+                    ToolCall(
+                        id="call_1",
+                        name="weather",
+                        arguments={"city": "Zürich"},
+                        raw_arguments='{"city":"Zürich"}',
+                    ),
                     ToolCall(id="call_2", name="weather", arguments=None, raw_arguments='{"city": "Zür'),
                 ],
                 input_tokens=100,
@@ -115,8 +141,15 @@ def test_round_trip_keeps_every_field(store: Store, run_id: str) -> None:
                 fingerprint="fp_1",
                 scores=[ScoreRecord("tool_call", True, 1.0, "called weather")],
             ),
-            TurnRecord(index=2, sent='{"temp": 21}', reply=big + "\x00end", input_tokens=150, output_tokens=250_000,
-                       latency_s=9.5, scores=[ScoreRecord("regex", False, 0.0, "no DONE")]),
+            TurnRecord(
+                index=2,
+                sent='{"temp": 21}',
+                reply=big + "\x00end",
+                input_tokens=150,
+                output_tokens=250_000,
+                latency_s=9.5,
+                scores=[ScoreRecord("regex", False, 0.0, "no DONE")],
+            ),
         ],
         attempts=[
             Attempt(1, T0, 0.1, 529, "overloaded", "Overloaded", retry_after_s=2.0, turn=1),
@@ -141,7 +174,11 @@ def test_round_trip_keeps_every_field(store: Store, run_id: str) -> None:
     assert (row.outcome, row.score, row.reason, row.failed_turn) == ("fail", 0.5, sample.reason, 2)
     assert (row.input_tokens, row.output_tokens, row.cost_usd, row.latency_s) == (250, 250_020, 0.0123, 10.75)
     assert (row.served_model, row.fingerprint, row.stop_reason, row.error_code) == (
-        "claude-x-2025", "fp_1", "end_turn", None)
+        "claude-x-2025",
+        "fp_1",
+        "end_turn",
+        None,
+    )
     assert row.error_message == "nul\ufffdbyte"  # PostgreSQL text cannot hold NUL
     assert row.started_at == T0 and row.started_at.tzinfo == UTC
     assert row.finished_at == sample.finished_at and row.finished_at.tzinfo == UTC
@@ -187,7 +224,9 @@ def test_replace_swaps_the_row_and_its_attempts(store: Store, run_id: str) -> No
     assert store.save_sample(run_id, other)
     second_run = store.start_run(day=DAY, model_ids=["opus"], n_planned=1)
 
-    assert store.save_sample(second_run, make_sample(outcome="fail", reply="Lyon", n_attempts=2), replace=True)
+    assert store.save_sample(
+        second_run, make_sample(outcome="fail", reply="Lyon", n_attempts=2), replace=True
+    )
 
     rows = store.samples(day=DAY)
     assert [r.sample_index for r in rows] == [0, 1]
@@ -239,7 +278,9 @@ def test_concurrent_writers_store_each_key_once(store_url: str, store: Store, ru
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=race, args=(s, f"writer {n}")) for n, s in enumerate([store, second] * 2)]
+    threads = [
+        threading.Thread(target=race, args=(s, f"writer {n}")) for n, s in enumerate([store, second] * 2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -262,7 +303,9 @@ def test_concurrent_replaces_leave_one_consistent_version(store_url: str, store:
         try:
             barrier.wait()
             for _ in range(10):
-                s.save_sample(run_id, make_sample(0, reply=f"{n_attempts}", n_attempts=n_attempts), replace=True)
+                s.save_sample(
+                    run_id, make_sample(0, reply=f"{n_attempts}", n_attempts=n_attempts), replace=True
+                )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -293,7 +336,10 @@ def test_writer_commits_each_sample_before_close(store_url: str, store: Store, r
         writer.submit(make_sample(1))
         writer.submit(make_sample(0))  # already stored: skipped, not an error
         writer.flush()
-        assert reader.existing_keys(DAY, ["opus"]) == {("opus", "capital", "abc123", 0), ("opus", "capital", "abc123", 1)}
+        assert reader.existing_keys(DAY, ["opus"]) == {
+            ("opus", "capital", "abc123", 0),
+            ("opus", "capital", "abc123", 1),
+        }
         assert writer.error is None
     finally:
         written = writer.close()
@@ -356,16 +402,27 @@ def test_run_lifecycle(store: Store) -> None:
 
 
 def test_save_canaries_is_idempotent(store: Store) -> None:
-    store.save_canaries([("capital", "h1", "single", '{"prompt":"Capital?"}'),
-                         ("tools", "h2", "tool_call", '{"prompt":"Wetter in Zürich?"}')])
-    store.save_canaries([("capital", "h1", "single", '{"prompt":"changed?"}'),
-                         ("capital", "h3", "single", '{"prompt":"Capital of Peru?"}')])
+    store.save_canaries(
+        [
+            ("capital", "h1", "single", '{"prompt":"Capital?"}'),
+            ("tools", "h2", "tool_call", '{"prompt":"Wetter in Zürich?"}'),
+        ]
+    )
+    store.save_canaries(
+        [
+            ("capital", "h1", "single", '{"prompt":"changed?"}'),
+            ("capital", "h3", "single", '{"prompt":"Capital of Peru?"}'),
+        ]
+    )
     store.save_canaries([])
     from canary.store.schema import canaries
 
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(canaries.c.canary_id, canaries.c.canary_hash, canaries.c.content)
-                            .order_by(canaries.c.canary_id, canaries.c.canary_hash)).all()
+        rows = conn.execute(
+            sa.select(canaries.c.canary_id, canaries.c.canary_hash, canaries.c.content).order_by(
+                canaries.c.canary_id, canaries.c.canary_hash
+            )
+        ).all()
     assert [tuple(r) for r in rows] == [
         ("capital", "h1", '{"prompt":"Capital?"}'),
         ("capital", "h3", '{"prompt":"Capital of Peru?"}'),
@@ -378,8 +435,10 @@ def test_save_canaries_is_idempotent(store: Store) -> None:
 
 def test_sqlite_settings(tmp_path: Path) -> None:
     with Store.open("sqlite:///canary.db", base_dir=tmp_path) as store, store.engine.connect() as conn:
-        pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in
-                  ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+        pragma = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
         assert pragma == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
     assert (tmp_path / "canary.db").is_file()
 
@@ -462,7 +521,9 @@ def test_postgres_display_url_hides_the_password(pg_url: str) -> None:
 
 
 def test_timeouts_come_from_the_url_and_never_reach_the_driver(tmp_path: Path) -> None:
-    target = parse_url("postgresql://u@h/db?lock_timeout_s=2.5&statement_timeout_s=60&connect_timeout_s=3&sslmode=x")
+    target = parse_url(
+        "postgresql://u@h/db?lock_timeout_s=2.5&statement_timeout_s=60&connect_timeout_s=3&sslmode=x"
+    )
     assert target.timeouts == Timeouts(connect_s=3, lock_s=2.5, statement_s=60)
     assert dict(target.url.query) == {"sslmode": "x"}  # libpq would refuse canary's own names
     assert parse_url("postgresql://u@h/db").timeouts.lock_for("postgresql") == 30
@@ -476,7 +537,9 @@ def test_timeouts_come_from_the_url_and_never_reach_the_driver(tmp_path: Path) -
 
 def test_postgres_sessions_set_lock_and_statement_timeouts(pg_url: str) -> None:
     with Store.open(pg_url, migrate=True) as store, store.engine.connect() as conn:
-        shown = [conn.exec_driver_sql(f"SHOW {name}").scalar() for name in ("lock_timeout", "statement_timeout")]
+        shown = [
+            conn.exec_driver_sql(f"SHOW {name}").scalar() for name in ("lock_timeout", "statement_timeout")
+        ]
         assert shown == ["30s", "2min"]  # the defaults
     with Store.open(f"{pg_url}&lock_timeout_s=0.5&statement_timeout_s=0.2") as store:
         for _ in range(2):  # a pooled connection keeps them after the pool's rollback-on-return
@@ -485,7 +548,9 @@ def test_postgres_sessions_set_lock_and_statement_timeouts(pg_url: str) -> None:
         with pytest.raises(StoreError) as caught, store.reading() as conn:
             conn.execute(sa.text("SELECT pg_sleep(30)"))
         message = str(caught.value)
-        assert message.startswith("a statement on PostgreSQL at 127.0.0.1:5432/test was cancelled after at most 0.2 s")
+        assert message.startswith(
+            "a statement on PostgreSQL at 127.0.0.1:5432/test was cancelled after at most 0.2 s"
+        )
         assert "\n" not in message
 
 
@@ -503,7 +568,11 @@ def _one_line(text: str) -> str:
 
 
 def test_postgres_table_locked_by_another_session_exits_74_keeping_committed_samples(
-    tmp_path: Path, capsys: pytest.CaptureFixture, server: SimServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    server: SimServer,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CANARY_TEST_KEY", "sk-store-test-0")
     path = _pg_project(tmp_path, server, pg_url)
@@ -514,25 +583,37 @@ def test_postgres_table_locked_by_another_session_exits_74_keeping_committed_sam
     server.reset()
     blocker = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
     with blocker.connect() as conn:
-        conn.exec_driver_sql("LOCK TABLE samples IN ACCESS EXCLUSIVE MODE")  # held: the transaction stays open
-        locked = run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-02", "--no-check", "--quiet")
+        conn.exec_driver_sql(
+            "LOCK TABLE samples IN ACCESS EXCLUSIVE MODE"
+        )  # held: the transaction stays open
+        locked = run_cli(
+            capsys, "run", "--config", str(path), "--as-of", "2026-05-02", "--no-check", "--quiet"
+        )
         conn.rollback()
     blocker.dispose()
     assert locked.code == 74
     line = _one_line(locked.err)
-    assert line.startswith("canary: error: a table in PostgreSQL at 127.0.0.1:5432/test is locked by another session")
+    assert line.startswith(
+        "canary: error: a table in PostgreSQL at 127.0.0.1:5432/test is locked by another session"
+    )
     assert "within 0.5 s" in line and "committed samples are kept" in line
     assert server.stats() == {}  # stopped before asking any model
     with Store.open(pg_url) as store:
         assert [(str(r.day), r.sample_index) for r in store.samples(with_turns=False)] == [
-            ("2026-05-01", 0), ("2026-05-01", 1), ("2026-05-01", 2)
+            ("2026-05-01", 0),
+            ("2026-05-01", 1),
+            ("2026-05-01", 2),
         ]
     again = run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-02", "--no-check", "--quiet")
     assert again.code == 0 and server.stats() == {"locky": 3}
 
 
 def test_postgres_check_lock_held_elsewhere_is_bounded(
-    tmp_path: Path, capsys: pytest.CaptureFixture, server: SimServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    server: SimServer,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The alert transaction's advisory lock honours lock_timeout too: a stuck check elsewhere
     makes this one end with exit 74, not wait forever."""
@@ -553,8 +634,12 @@ def test_postgres_check_lock_held_elsewhere_is_bounded(
 
 
 def test_store_mapping_in_canary_yaml_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    path = write_project(tmp_path, config_with("- {id: m, provider: sim, model: m}\n",
-                                               store="{url: sqlite:///canary.db, lock_timeout: 5}"))
+    path = write_project(
+        tmp_path,
+        config_with(
+            "- {id: m, provider: sim, model: m}\n", store="{url: sqlite:///canary.db, lock_timeout: 5}"
+        ),
+    )
     result = run_cli(capsys, "run", "--config", str(path), "--no-check", "--quiet")
     assert result.code == 65
     assert "canary.yaml:1" in result.err and "lock_timeout" in result.err

@@ -37,7 +37,9 @@ GIVE_UP_HOURS = 24.0
 @dataclass
 class DeliveryReport:
     sent: list[tuple[str, str]] = field(default_factory=list)  # (channel, message id)
-    failed: list[tuple[str, str, str]] = field(default_factory=list)  # still queued: (channel, message id, error)
+    failed: list[tuple[str, str, str]] = field(
+        default_factory=list
+    )  # still queued: (channel, message id, error)
     gave_up: list[tuple[str, str, str]] = field(default_factory=list)  # now `failed` for good
     deferred: int = 0  # queued but backing off: not due yet
     unconfigured: int = 0  # queued for a channel that is no longer configured
@@ -63,7 +65,10 @@ def group(events: Sequence[AlertEvent], *, now: datetime, report_url: str | None
         parts.append(f"{resolved} resolved")
     head = ordered[0].summary if len(ordered) == 1 else f"{ordered[0].model_id} {ordered[0].signal} and more"
     return AlertMessage(
-        id=uuid.uuid4().hex, title=f"canary: {', '.join(parts)} — {head}", events=ordered, created_at=now,
+        id=uuid.uuid4().hex,
+        title=f"canary: {', '.join(parts)} — {head}",
+        events=ordered,
+        created_at=now,
         report_url=report_url,
     )
 
@@ -92,15 +97,26 @@ def deliver_pending(
     report = DeliveryReport()
     owner = owner or owner_id()
     give_up = timedelta(hours=give_up_hours)
-    _deliver(store, channels, report, attempts=attempts, owner=owner, sleep=sleep, clock=clock, give_up=give_up)
+    _deliver(
+        store, channels, report, attempts=attempts, owner=owner, sleep=sleep, clock=clock, give_up=give_up
+    )
     for _ in range(len(channels) + 1):  # each round can only take more channels out
         health, report.health = report.health, {}
         news = delivery_health.update(store, [c.name for c in channels], health, now=clock())
         report.channel_events += news.events
         if news.message_id is None:
             break
-        _deliver(store, channels, report, attempts=attempts, owner=owner, sleep=sleep, clock=clock,
-                 give_up=give_up, only=news.message_id)
+        _deliver(
+            store,
+            channels,
+            report,
+            attempts=attempts,
+            owner=owner,
+            sleep=sleep,
+            clock=clock,
+            give_up=give_up,
+            only=news.message_id,
+        )
     return report
 
 
@@ -141,15 +157,24 @@ def _deliver(
             if not permanent:
                 hours = give_up.total_seconds() / 3600
                 error, reason = f"gave up after {hours:g} h: {error}", f"gave up after {hours:g} h ({reason})"
-            db.finish_delivery(store, row, owner=owner, now=now, error=error, attempts=tries, failed=True,
-                               started=started)
+            db.finish_delivery(
+                store, row, owner=owner, now=now, error=error, attempts=tries, failed=True, started=started
+            )
             report.gave_up.append((row.channel, row.message_id, error))
             if tries:  # an unreadable payload is not the channel's fault
                 report.health[row.channel] = reason
         else:
             due = next_attempt_at(now, row.attempts + tries, retry_after, expires)
-            db.finish_delivery(store, row, owner=owner, now=now, error=error, attempts=tries, next_attempt_at=due,
-                               started=started)
+            db.finish_delivery(
+                store,
+                row,
+                owner=owner,
+                now=now,
+                error=error,
+                attempts=tries,
+                next_attempt_at=due,
+                started=started,
+            )
             report.failed.append((row.channel, row.message_id, error))
 
 

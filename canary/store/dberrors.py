@@ -74,9 +74,7 @@ def translate(exc: sa.exc.DBAPIError, target: Target) -> StoreError:
             f"lost the connection to PostgreSQL at {target.where}: {detail}; committed samples are kept, "
             "run again once the server is back to fill the gaps"
         )
-    if isinstance(exc, sa.exc.OperationalError) and (
-        sqlstate is None or sqlstate.startswith(("08", "57P"))
-    ):
+    if isinstance(exc, sa.exc.OperationalError) and (sqlstate is None or sqlstate.startswith(("08", "57P"))):
         return StoreError(
             f"cannot connect to PostgreSQL at {target.where}: {detail}; check that the server is running "
             "and the store URL is right"

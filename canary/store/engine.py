@@ -125,13 +125,13 @@ def create_engine(target: Target, *, busy_timeout_s: float | None = None) -> Eng
     """A pooled engine for `target`; the SampleWriter thread and the caller share it.
     `busy_timeout_s` overrides the SQLite lock wait (tests use a short one)."""
     if target.dialect == "sqlite":
-        return _sqlite_engine(target, target.timeouts.lock_for("sqlite") if busy_timeout_s is None else busy_timeout_s)
+        return _sqlite_engine(
+            target, target.timeouts.lock_for("sqlite") if busy_timeout_s is None else busy_timeout_s
+        )
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        raise StoreError(
-            "PostgreSQL support needs psycopg 3: pip install 'canary-llm[postgres]'"
-        ) from None
+        raise StoreError("PostgreSQL support needs psycopg 3: pip install 'canary-llm[postgres]'") from None
     return _pg_engine(target)
 
 

@@ -126,14 +126,21 @@ class EmailSender:
         expired = threading.Event()
         try:
             refused = self._send(mail, expired)
-        except (smtplib.SMTPException, OSError) as exc:  # SMTPException is an OSError; both listed for clarity
+        except (
+            smtplib.SMTPException,
+            OSError,
+        ) as exc:  # SMTPException is an OSError; both listed for clarity
             if expired.is_set():
                 limit = CONVERSATION_TIMEOUTS * self._config.timeout_s
-                raise DeliveryError(f"{self._where}: the conversation did not finish within {limit:g}s",
-                                    reason="timeout") from None
+                raise DeliveryError(
+                    f"{self._where}: the conversation did not finish within {limit:g}s", reason="timeout"
+                ) from None
             permanent, reason = self._classify(exc)
-            raise DeliveryError(f"{self._where}: {self._scrub(self._reason(exc))}", permanent=permanent,
-                                reason=self._scrub(reason)) from None
+            raise DeliveryError(
+                f"{self._where}: {self._scrub(self._reason(exc))}",
+                permanent=permanent,
+                reason=self._scrub(reason),
+            ) from None
         if refused:
             log.warning("%s: some recipients were refused: %s", self._where, ", ".join(sorted(refused)))
 
@@ -152,8 +159,11 @@ class EmailSender:
     def _connect(self) -> smtplib.SMTP:
         """An unconnected client, so the watchdog can reach its socket from the first byte on."""
         c = self._config
-        conn = (smtplib.SMTP_SSL(timeout=c.timeout_s, context=self._context) if c.security == "ssl"
-                else smtplib.SMTP(timeout=c.timeout_s))
+        conn = (
+            smtplib.SMTP_SSL(timeout=c.timeout_s, context=self._context)
+            if c.security == "ssl"
+            else smtplib.SMTP(timeout=c.timeout_s)
+        )
         conn._host = c.host  # what SMTP(host) sets: the TLS server name for STARTTLS and SMTPS
         return conn
 
@@ -172,7 +182,9 @@ class EmailSender:
             conn.connect(self._config.host, self._config.port)
             conn.ehlo()
             if self._config.security == "starttls":
-                conn.starttls(context=self._context)  # raises SMTPNotSupportedError rather than go on in clear
+                conn.starttls(
+                    context=self._context
+                )  # raises SMTPNotSupportedError rather than go on in clear
                 conn.ehlo()
             if self._user is not None and self._password is not None:
                 conn.login(self._user, self._password)
@@ -195,7 +207,9 @@ class EmailSender:
             return "the server does not offer STARTTLS; not sending in clear text"
         if isinstance(exc, smtplib.SMTPResponseException):
             return f"server answered {exc.smtp_code} {_text(exc.smtp_error)}"
-        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):  # smtplib wraps read timeouts
+        if isinstance(exc, TimeoutError) or isinstance(
+            exc.__context__, TimeoutError
+        ):  # smtplib wraps read timeouts
             return f"no answer within {self._config.timeout_s:g}s"
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return f"server closed the connection ({exc})" if str(exc) else "server closed the connection"

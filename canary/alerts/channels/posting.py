@@ -110,8 +110,11 @@ def check_status(answer: Answer, label: str) -> None:
     reason = f"HTTP {status}" + (f" ({hint})" if hint else "")
     text = f"{label} answered {reason}"
     if 300 <= status < 400:
-        raise DeliveryError(text + ": redirects are not followed, point the URL at its final address",
-                            permanent=True, reason=f"HTTP {status} redirect")
+        raise DeliveryError(
+            text + ": redirects are not followed, point the URL at its final address",
+            permanent=True,
+            reason=f"HTTP {status} redirect",
+        )
     if 400 <= status < 500 and status not in TEMPORARY_STATUSES:
         raise DeliveryError(text, permanent=True, reason=reason)
     raise DeliveryError(text, retry_after_s=answer.retry_after_s(), reason=reason)
@@ -146,8 +149,9 @@ class _DeadlineStream:
     def close(self) -> None:
         self._stream.close()
 
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> _DeadlineStream:
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> _DeadlineStream:
         import httpcore
 
         left = _remaining(self._deadline, timeout, httpcore.ConnectTimeout)
@@ -164,14 +168,21 @@ def _deadline_backend(deadline: float) -> Any:
         def __init__(self) -> None:
             self._backend = httpcore.SyncBackend()
 
-        def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                        socket_options: Iterable[Any] | None = None) -> Any:
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> Any:
             left = _remaining(deadline, timeout, httpcore.ConnectTimeout)
             stream = self._backend.connect_tcp(host, port, left, local_address, socket_options)
             return _DeadlineStream(stream, deadline)
 
-        def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                socket_options: Iterable[Any] | None = None) -> Any:
+        def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+        ) -> Any:
             left = _remaining(deadline, timeout, httpcore.ConnectTimeout)
             return _DeadlineStream(self._backend.connect_unix_socket(path, left, socket_options), deadline)
 
@@ -200,11 +211,18 @@ def _pool(url: str, deadline: float) -> Any:
     parts = urlsplit(proxy)
     headers = {}
     if parts.username:  # user:password@ in HTTPS_PROXY, sent as httpx would
-        token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+        token = base64.b64encode(
+            f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        ).decode()
         headers["Proxy-Authorization"] = f"Basic {token}"
     netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return httpcore.HTTPProxy(proxy_url=parts._replace(netloc=netloc).geturl(), proxy_headers=headers,
-                              ssl_context=context, network_backend=backend, max_connections=1)
+    return httpcore.HTTPProxy(
+        proxy_url=parts._replace(netloc=netloc).geturl(),
+        proxy_headers=headers,
+        ssl_context=context,
+        network_backend=backend,
+        max_connections=1,
+    )
 
 
 def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float, label: str) -> Answer:
@@ -216,9 +234,12 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float, la
     timeouts = {"connect": timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
     request_headers = {"User-Agent": USER_AGENT, **headers}
     try:
-        with _pool(url, deadline) as pool, pool.stream(
-            "POST", url, headers=request_headers, content=body, extensions={"timeout": timeouts}
-        ) as response:
+        with (
+            _pool(url, deadline) as pool,
+            pool.stream(
+                "POST", url, headers=request_headers, content=body, extensions={"timeout": timeouts}
+            ) as response,
+        ):
             answer = b""
             for chunk in response.iter_stream():
                 answer += chunk

@@ -84,7 +84,11 @@ class WebhookSender:
 
     def deliver(self, message: AlertMessage) -> None:
         body = encode(message)
-        headers = {**self._headers, "Content-Type": "application/json; charset=utf-8", DELIVERY_HEADER: one_line(message.id, 200)}
+        headers = {
+            **self._headers,
+            "Content-Type": "application/json; charset=utf-8",
+            DELIVERY_HEADER: one_line(message.id, 200),
+        }
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(body, self._secret)
         check_status(post(self._url, body, headers, self._timeout_s, self._label), self._label)
