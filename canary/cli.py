@@ -209,7 +209,7 @@ def _print_check(report) -> None:
     for f in held[:10]:
         out.print(f"  [yellow]HELD[/]     {escape(f.summary)}")
     for a in report.firing:
-        if not any(e.alert_id == a.id for e in report.events):
+        if not any(e.alert_id == a.id for e in (*report.events, *report.delivery.channel_events)):
             out.print(f"  [red]FIRING[/]   {escape(a.summary)} (since {a.opened_day})")
     for channel, _ in report.delivery.sent:
         out.print(f"  sent via {channel}")
