@@ -888,3 +888,21 @@ def test_503_until_the_give_up_age_fails_the_notification_and_says_so(
     make_due(tmp_path)
     cli_check(capsys)
     assert len(http_receiver.received()) == 4  # failed is final
+
+
+def test_an_answer_echoing_the_url_token_never_reaches_the_error(http_receiver: HttpReceiver) -> None:
+    hook = WebhookChannel(url_env="HOOK_URL", timeout_s=5)
+    channel = only(
+        AlertsConfig(webhook=hook), {"HOOK_URL": http_receiver.url(f"/in/{HOOK_TOKEN}?key=abcdef123")}
+    )
+    http_receiver.script((404, HOOK_TOKEN.encode()), (400, b"abcdef123"), (400, b"invalid_payload"))
+    reasons = []
+    for _ in range(3):
+        error = outcome(channel)
+        assert error.permanent and HOOK_TOKEN not in str(error) and "abcdef123" not in str(error)
+        reasons.append(error.reason)
+    assert reasons == [
+        "HTTP 404",
+        "HTTP 400",
+        "HTTP 400 (invalid_payload)",
+    ]  # an echo is withheld, a hint is not

@@ -33,6 +33,7 @@ USER_AGENT = "canary-alerts/1"
 MAX_BODY = 64 * 1024  # the answer is only read for a short hint
 _HINT = re.compile(r"^[A-Za-z0-9_. -]{1,60}$")  # e.g. Slack's "invalid_payload"
 TEMPORARY_STATUSES = frozenset({408, 429})
+MIN_TOKEN = 6  # a path segment or query value this long may be a secret
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,30 @@ def _proxy_for(url: str) -> str | None:
     return proxies.get(parts.scheme) or proxies.get("all")
 
 
+def _url_secrets(url: str) -> list[str]:
+    """The URL and its parts that may be a token: path, query, each path segment and query value
+    long enough to be one. Longest first, so a part never leaves half of a longer one behind."""
+    parts = urlsplit(url)
+    pieces = [url, parts.path + ("?" + parts.query if parts.query else ""), parts.query, parts.path]
+    pieces += [seg for seg in parts.path.split("/") if len(seg) >= MIN_TOKEN]
+    pieces += [v for pair in parts.query.split("&") for v in pair.split("=") if len(v) >= MIN_TOKEN]
+    return sorted({p for p in pieces if len(p) > 1}, key=len, reverse=True)
+
+
 def _scrub(text: str, url: str) -> str:
     """Remove the URL and its path/query (where webhook tokens live) from an error text."""
-    parts = urlsplit(url)
-    for secret in (url, parts.path + ("?" + parts.query if parts.query else ""), parts.query, parts.path):
-        if len(secret) > 1:
-            text = text.replace(secret, "<redacted>")
+    for secret in _url_secrets(url):
+        text = text.replace(secret, "<redacted>")
     return " ".join(text.split())
+
+
+def _withhold_echo(body: bytes, url: str) -> bytes:
+    """A receiver that repeats part of the URL back (a token in the path) must not put it into
+    an error message, the store or a log: such an answer is replaced by a note."""
+    text = body.decode("utf-8", "replace")
+    if any(secret in text for secret in _url_secrets(url)):
+        return b"<answer withheld: it repeats part of the URL>"
+    return body
 
 
 def check_status(answer: Answer, label: str) -> None:
@@ -246,7 +264,7 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float, la
                 if len(answer) >= MAX_BODY:
                     break  # enough for a hint; the rest is not read
             names = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
-            return Answer(response.status, names, answer[:MAX_BODY])
+            return Answer(response.status, names, _withhold_echo(answer[:MAX_BODY], url))
     except httpcore.TimeoutException:
         raise DeliveryError(f"{label}: no complete answer within {timeout_s:g}s", reason="timeout") from None
     except Exception as exc:  # refused, reset, garbage instead of HTTP, TLS: all end as a recorded outcome
