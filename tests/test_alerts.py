@@ -228,3 +228,29 @@ def test_unreadable_payload_fails_without_blaming_the_channel(store):
     assert log.calls == 0 and [c for c, _, _ in report.gave_up] == ["log"] and report.channel_events == []
     [row] = db.failed(store)
     assert row.last_error.startswith("unreadable notification payload")
+
+
+class Rude(Flaky):
+    """A receiver whose refusal text carries terminal escapes and line breaks."""
+
+    def deliver(self, message) -> None:
+        from canary.alerts.message import DeliveryError
+
+        self.calls += 1
+        raise DeliveryError("email: server answered 554 \x1b[2Jgo away\r\nFAKE", permanent=True,
+                            reason="554 \x1b[31mgo away\nFAKE")
+
+
+def test_receiver_text_is_stored_flattened(store):
+    events, _ = step(store, [firing()])
+    message = group(events, now=NOON, report_url=None)
+    with store.writing() as conn:
+        db.enqueue(conn, message.id, ["log"], message_to_json(message), NOON)
+    report = deliver_pending(store, [Rude(fail=0)], attempts=1, sleep=lambda s: None, clock=lambda: NOON)
+    [row] = db.failed(store)
+    assert "\x1b" not in row.last_error and "\n" not in row.last_error and "\r" not in row.last_error
+    [opened] = report.channel_events  # opened, with no working channel left to tell: still shown by check
+    assert opened.summary == "Log delivery is failing: 554  [31mgo away FAKE"
+    assert [r.message_id for r in db.outbox(store)] == [message.id]  # nothing queued for nobody
+    with store.reading() as conn:
+        assert any(a.signal == "channel" for a in still_firing(conn, NOON))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from canary.alerts import delivery_health
+from canary.alerts.channels.text import one_line
 from canary.alerts.message import AlertEvent, AlertMessage, DeliveryError, message_from_json
 from canary.store import alerting as db
 from canary.store.store import Store
@@ -193,8 +194,9 @@ def _attempts(
         try:
             channel.deliver(message)  # type: ignore[attr-defined]
             return None, "", False, None, tries
-        except DeliveryError as exc:
-            error, reason, permanent, retry_after = str(exc), exc.reason, exc.permanent, exc.retry_after_s
+        except DeliveryError as exc:  # receiver text: flattened, so no terminal escape reaches `status`
+            error, reason = one_line(str(exc), 500), one_line(exc.reason, 200)
+            permanent, retry_after = exc.permanent, exc.retry_after_s
         except Exception as exc:  # a broken channel must not lose the notification
             error = f"{type(exc).__name__} in the {row.channel} channel"
             reason, permanent, retry_after = error, False, None
