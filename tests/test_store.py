@@ -681,3 +681,21 @@ def test_migration_0003_keeps_queued_notifications_and_allows_failed(store_url: 
         with store.engine.connect() as conn:
             statuses = dict(conn.execute(sa.text("SELECT message_id, status FROM notifications")).all())
         assert statuses == {"m1": "queued", "m2": "queued"}
+
+
+def test_sqlite_first_open_waits_a_bounded_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process stopped while opening (or upgrading) the database must not hang every later open."""
+    import fcntl
+
+    from canary.store import store as store_module
+
+    monkeypatch.setattr(store_module, "OPEN_LOCK_WAIT_S", 0.2)
+    path = tmp_path / "canary.db"
+    with open(tmp_path / "canary.db.open-lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what a stopped first open holds
+        with pytest.raises(
+            StoreError, match=r"another canary has been opening \(or upgrading\) .* for more than 0.2 s"
+        ):
+            Store.open(f"sqlite:///{path}")
+    with Store.open(f"sqlite:///{path}") as store:  # released: opens normally
+        assert store.schema_revision() is not None
