@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from canary.store.rows import RunRow
 
 NOT_SCHEDULED = "not scheduled (see `canary schedule --print-cron`)"
+FAILED_NOTIFICATIONS_SHOWN = timedelta(days=7)  # undeliverable notifications older than this drop off
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
 
     firing = alerting.list_alerts(store)
     queued = alerting.queued(store)
-    undeliverable = alerting.failed(store, limit=20)
+    undeliverable = alerting.failed(store, limit=20, since=now - FAILED_NOTIFICATIONS_SHOWN)
     return Status(
         now=now,
         store=store.display_url,

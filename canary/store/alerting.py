@@ -177,10 +177,13 @@ def queued(store: Store) -> list[OutboxRow]:
         return [OutboxRow(**r) for r in rows]
 
 
-def failed(store: Store, limit: int = 50) -> list[OutboxRow]:
-    """Notifications that will never be delivered (refused for good, or given up), newest first."""
+def failed(store: Store, limit: int = 50, since: datetime | None = None) -> list[OutboxRow]:
+    """Notifications that will never be delivered (refused for good, or given up), newest first;
+    with `since`, only those whose last attempt was at or after it."""
     c = notifications.c
     stmt = _outbox_select().where(c.status == "failed").order_by(c.last_attempt_at.desc(), c.created_at.desc())
+    if since is not None:
+        stmt = stmt.where(c.last_attempt_at >= since)
     with store.reading() as conn:
         return [OutboxRow(**r) for r in conn.execute(stmt.limit(limit)).mappings()]
 
