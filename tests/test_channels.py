@@ -906,3 +906,35 @@ def test_an_answer_echoing_the_url_token_never_reaches_the_error(http_receiver: 
         "HTTP 400",
         "HTTP 400 (invalid_payload)",
     ]  # an echo is withheld, a hint is not
+
+
+def test_smtp_535_is_reported_on_the_webhook_without_the_password(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    http_receiver: HttpReceiver,
+    smtp_auth: SmtpReceiver,
+    test_ca: TestCA,
+) -> None:
+    wrong = "wrong-" + PASSWORD
+    monkeypatch.setenv("SMTP_USER", "canary")
+    monkeypatch.setenv("SMTP_PASSWORD", wrong)
+    delivery_project(
+        tmp_path,
+        monkeypatch,
+        f"""\
+        email: {{host: 127.0.0.1, port: {smtp_auth.port}, security: starttls, ca_file: "{test_ca.ca_file}",
+                 user_env: SMTP_USER, password_env: SMTP_PASSWORD, to: [oncall@example.org]}}
+        webhook: {{url: "{http_receiver.url("/hook")}"}}
+        """,
+    )
+    cli_run(capsys, "2026-03-01")
+    code, out = cli_check(capsys)
+    assert code == 1 and smtp_auth.received() == []
+    [(channel, error)] = [(r.channel, r.last_error or "") for r in rows(tmp_path) if r.status == "failed"]
+    assert channel == "email" and "authentication failed (535" in error
+    titles = [r.json()["title"] for r in http_receiver.received()]
+    assert titles[1:] == ["canary: Email delivery is failing: 535 authentication failed"]
+    status = run_cli(capsys, "status")
+    for text in (json.dumps(out), error, status.out, *titles):
+        assert wrong not in text
