@@ -594,7 +594,7 @@ def test_postgres_table_locked_by_another_session_exits_74_keeping_committed_sam
     assert locked.code == 74
     line = _one_line(locked.err)
     assert line.startswith(
-        "canary: error: a table in PostgreSQL at 127.0.0.1:5432/test is locked by another session"
+        "canary: error: a lock in PostgreSQL at 127.0.0.1:5432/test is held by another session (a locked table"
     )
     assert "within 0.5 s" in line and "committed samples are kept" in line
     assert server.stats() == {}  # stopped before asking any model
@@ -629,7 +629,7 @@ def test_postgres_check_lock_held_elsewhere_is_bounded(
         conn.rollback()
     blocker.dispose()
     assert result.code == 74
-    assert "is locked by another session" in _one_line(result.err)
+    assert "is held by another session" in _one_line(result.err) and "within 0.5 s" in result.err
     assert run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-05-01").code in (0, 1)
 
 

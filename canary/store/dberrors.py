@@ -56,12 +56,17 @@ def translate(exc: sa.exc.DBAPIError, target: Target) -> StoreError:
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate == "53100":
         return _full(target)
-    if sqlstate in ("55P03", "40P01"):  # lock_not_available (lock_timeout), deadlock_detected
+    if sqlstate == "55P03":  # lock_not_available: lock_timeout ran out
         waited = target.timeouts.lock_for("postgresql")
         return StoreError(
-            f"a table in PostgreSQL at {target.where} is locked by another session: not granted within "
-            f"{waited:g} s (store lock_timeout_s); find it in pg_locks / pg_stat_activity, let it finish "
-            "(or end it), then run again: committed samples are kept"
+            f"a lock in PostgreSQL at {target.where} is held by another session (a locked table, or another "
+            f"canary's check or upgrade): not granted within {waited:g} s (store lock_timeout_s); find it in "
+            "pg_locks / pg_stat_activity, let it finish (or end it), then run again: committed samples are kept"
+        )
+    if sqlstate == "40P01":  # deadlock_detected
+        return StoreError(
+            f"PostgreSQL at {target.where} cancelled this transaction to break a deadlock with another "
+            "session; run again: committed samples are kept"
         )
     if sqlstate == "57014":  # query_canceled: statement_timeout (or an admin's pg_cancel_backend)
         return StoreError(
