@@ -699,3 +699,19 @@ def test_sqlite_first_open_waits_a_bounded_time(tmp_path: Path, monkeypatch: pyt
             Store.open(f"sqlite:///{path}")
     with Store.open(f"sqlite:///{path}") as store:  # released: opens normally
         assert store.schema_revision() is not None
+
+
+def test_postgres_server_that_never_answers_is_a_bounded_connect() -> None:
+    """A port that accepts TCP but never speaks (a hung server, a black-holing proxy): libpq's
+    connect timeout ends the wait with one line, instead of a run that hangs at 06:00."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        with pytest.raises(StoreError) as caught:
+            Store.open(f"postgresql://canary:s3cr3t-pw@127.0.0.1:{port}/results?connect_timeout_s=2")
+    message = str(caught.value)
+    assert message.startswith(f"cannot connect to PostgreSQL at 127.0.0.1:{port}/results: ")
+    assert "timeout" in message and "s3cr3t-pw" not in message and "\n" not in message
