@@ -254,3 +254,19 @@ def test_receiver_text_is_stored_flattened(store):
     assert [r.message_id for r in db.outbox(store)] == [message.id]  # nothing queued for nobody
     with store.reading() as conn:
         assert any(a.signal == "channel" for a in still_firing(conn, NOON))
+
+
+def test_channel_alert_of_a_channel_no_longer_configured_closes_quietly(store):
+    events, _ = step(store, [firing()])
+    message = group(events, now=NOON, report_url=None)
+    with store.writing() as conn:
+        db.enqueue(conn, message.id, ["slack", "log"], message_to_json(message), NOON)
+    log = Flaky(fail=0)
+    deliver_pending(store, [Refusing(fail=0), log], attempts=1, sleep=lambda s: None, clock=lambda: NOON)
+    assert [a.scope for a in db.list_alerts(store) if a.signal == "channel"] == ["slack"]
+    calls = log.calls
+    report = deliver_pending(store, [log], attempts=1, sleep=lambda s: None, clock=lambda: NOON)  # slack removed
+    assert report.channel_events == [] and log.calls == calls  # closed without a notification
+    [closed] = [a for a in db.list_alerts(store, include_resolved=True) if a.signal == "channel"]
+    assert closed.state == "resolved"
+    assert db.events_of(store, [closed.id])[closed.id][-1]["detail"] == "channel no longer configured in canary.yaml"
