@@ -134,5 +134,9 @@ def run_check(
             report.message_id = message.id
         report.firing, report.silenced = open_alerts(conn, at)
     if deliver and channels:
-        report.delivery = deliver_pending(store, channels, attempts=alerts_cfg.delivery_attempts)
+        report.delivery = deliver_pending(store, channels, attempts=alerts_cfg.delivery_attempts,
+                                          give_up_hours=alerts_cfg.give_up_hours)
+        if report.delivery.channel_events:  # a channel alert opened or resolved while delivering
+            with store.reading() as conn:
+                report.firing, report.silenced = open_alerts(conn, at)
     return report

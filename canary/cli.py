@@ -233,6 +233,9 @@ def _check_json(report) -> dict:
         "delivery": {
             "sent": [{"channel": c, "message_id": m} for c, m in report.delivery.sent],
             "failed": [{"channel": c, "message_id": m, "error": e} for c, m, e in report.delivery.failed],
+            "gave_up": [{"channel": c, "message_id": m, "error": e} for c, m, e in report.delivery.gave_up],
+            "deferred": report.delivery.deferred,
+            "channel_events": jsonable(report.delivery.channel_events),
         },
     }
 
@@ -262,14 +265,18 @@ def _print_check(report) -> None:
     for line in not_judged_lines(report.findings):
         out.print(f"  [cyan]NOT JUDGED YET[/] {escape(line)}")
     for a in report.firing:
-        if not any(e.alert_id == a.id for e in report.events):
+        if not any(e.alert_id == a.id for e in (*report.events, *report.delivery.channel_events)):
             out.print(f"  [red]FIRING[/]   {escape(a.summary)} (since {a.opened_day})")
     for a in report.silenced:
         out.print(f"  [magenta]SILENCED[/] {escape(a.summary)} (since {a.opened_day}; firing, notifications muted)")
     for channel, _ in report.delivery.sent:
         out.print(f"  sent via {channel}")
     for channel, _, error in report.delivery.failed:
-        out.print(f"  [yellow]not delivered via {channel}: {escape(error)} (queued; the next check retries)[/]")
+        out.print(f"  [yellow]not delivered via {channel}: {escape(error)} (queued; retried once due)[/]")
+    for channel, _, error in report.delivery.gave_up:
+        out.print(f"  [red]not delivered via {channel}: {escape(error)} (failed; not retried)[/]")
+    for e in report.delivery.channel_events:
+        out.print(f"  [{'bold red' if e.event == 'firing' else 'green'}]{e.event.upper():<8}[/] {escape(e.summary)}")
 
 
 @cli.command()
@@ -280,8 +287,9 @@ def check(config_path, as_of, as_json) -> None:
     """Judge the day: open and resolve alerts, queue and deliver notifications.
 
     Exit 0 when nothing fires, 1 when any alert fires (so cron can page on it), 78 on a
-    config error. Notifications that cannot be delivered stay queued and are retried by the
-    next check or run."""
+    config error. A notification a channel cannot take now stays queued and is retried by a
+    later check or run once due (Retry-After, backoff); one refused for good is `failed` and
+    raises a `channel` alert on the other channels."""
     from canary.alerts.channels import build_channels
 
     project = _load(config_path)
@@ -309,6 +317,7 @@ def alerts(config_path, show_all, as_json) -> None:
         rows = db.list_alerts(store, include_resolved=show_all)
         events = db.events_of(store, [r.id for r in rows])
         pending = db.queued(store)
+        undeliverable = db.failed(store, limit=10)
     if as_json:
         click.echo(json.dumps([{**jsonable(r), "events": jsonable(events[r.id])} for r in rows], indent=2,
                               ensure_ascii=False))
@@ -325,7 +334,9 @@ def alerts(config_path, show_all, as_json) -> None:
     if not rows:
         click.echo("no alerts" if show_all else "no alert is firing")
     if pending:
-        click.echo(f"{len(pending)} notification(s) queued for delivery (the next check retries them)")
+        click.echo(f"{len(pending)} notification(s) queued for delivery (a later check retries them once due)")
+    for row in undeliverable:
+        click.echo(f"notification failed via {row.channel} ({row.created_at:%Y-%m-%d %H:%M} UTC): {row.last_error}")
 
 
 @cli.command()

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from canary.store.rows import RunRow
 
 NOT_SCHEDULED = "not scheduled (see `canary schedule --print-cron`)"
+FAILED_NOTIFICATIONS_SHOWN = timedelta(days=7)  # undeliverable notifications older than this drop off
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class Status:
     # series of the last run's day that cannot be judged yet: "drifty quality on all canaries:
     # not judged yet: 3 of 14 baseline days" (a quiet status is not an "all clear" for them)
     not_judged: tuple[str, ...] = ()
+    # undeliverable notifications, newest first: (channel, queued at, why)
+    notifications_failed: tuple[tuple[str, datetime, str], ...] = ()
 
     @property
     def schema_ok(self) -> bool:
@@ -133,6 +136,7 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
         from canary.check import findings_for, not_judged_lines
 
         not_judged = tuple(not_judged_lines(findings_for(project, store, last.day, now)))
+    undeliverable = alerting.failed(store, limit=20, since=now - FAILED_NOTIFICATIONS_SHOWN)
     return Status(
         now=now,
         store=store.display_url,
@@ -149,6 +153,7 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
         samples_today=int(today),
         unmonitored=unmonitored,
         not_judged=not_judged,
+        notifications_failed=tuple((r.channel, r.created_at, r.last_error or "") for r in undeliverable),
     )
 
 
@@ -305,7 +310,10 @@ def render_status(status: Status) -> str:
                 lines.append(("", f"{u.model_id} {u.state} on {u.day}{skipped}: {u.reason}"))
         for i, line in enumerate(status.not_judged):
             lines.append(("not judged" if i == 0 else "", line))
-        lines.append(("notifications", f"{status.notifications_queued} queued"))
+        failed = f", {len(status.notifications_failed)} failed" if status.notifications_failed else ""
+        lines.append(("notifications", f"{status.notifications_queued} queued{failed}"))
+        for channel, at, why in status.notifications_failed[:5]:
+            lines.append(("", f"failed via {channel} (queued {_when(at)}): {why}"))
         lines.append(("samples", f"{status.samples_total} total, {status.samples_today} today ({status.now.date()})"))
     width = max(len(topic) for topic, _ in lines)
     return "\n".join(f"{topic:<{width}}  {text}".rstrip() for topic, text in lines)
@@ -350,6 +358,9 @@ def status_json(status: Status) -> dict[str, Any]:
         ],
         "not_judged": list(status.not_judged),
         "notifications_queued": status.notifications_queued,
+        "notifications_failed": [
+            {"channel": c, "queued_at": _iso(at), "error": why} for c, at, why in status.notifications_failed
+        ],
         "samples": {"total": status.samples_total, "today": status.samples_today},
     }
 

@@ -8,6 +8,7 @@ it, so once the client call returns the record is there: no waiting.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -15,8 +16,9 @@ import ipaddress
 import json
 import ssl
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,9 +70,15 @@ def make_test_ca(folder: Path, name: str = "canary test CA") -> TestCA:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -87,7 +95,9 @@ def make_test_ca(folder: Path, name: str = "canary test CA") -> TestCA:
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -129,11 +139,25 @@ class ReceivedMail:
 class _Collector:
     def __init__(self, inbox: list[ReceivedMail], lock: threading.Lock) -> None:
         self._inbox, self._lock = inbox, lock
+        self.rcpt_answer: str | None = None  # e.g. "550 5.1.1 mailbox unavailable": refuse every RCPT
+        self.rcpt_refusals = 0
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list
+    ) -> str:
+        if self.rcpt_answer is not None:
+            with self._lock:
+                self.rcpt_refusals += 1
+            return self.rcpt_answer
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
         transport = server.transport
-        tls = session.ssl is not None or (transport is not None and transport.get_extra_info("ssl_object") is not None)
+        tls = session.ssl is not None or (
+            transport is not None and transport.get_extra_info("ssl_object") is not None
+        )
         mail = ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, tls, login)
         with self._lock:
             self._inbox.append(mail)
@@ -161,8 +185,10 @@ class SmtpReceiver:
         self.credentials = credentials
 
         def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-            ok = isinstance(data, LoginPassword) and credentials is not None and (
-                (data.login.decode(), data.password.decode()) == credentials
+            ok = (
+                isinstance(data, LoginPassword)
+                and credentials is not None
+                and ((data.login.decode(), data.password.decode()) == credentials)
             )
             return AuthResult(success=ok, handled=False, auth_data=data if ok else None)  # 535 when not ok
 
@@ -179,7 +205,18 @@ class SmtpReceiver:
             smtp_kwargs.update(tls_context=tls, require_starttls=credentials is not None)
         if credentials is not None:
             smtp_kwargs.update(authenticator=authenticate, auth_required=True, auth_require_tls=True)
-        self._controller = _FreePortController(_Collector(self.inbox, self._lock), hostname=HOST, port=port, **smtp_kwargs)
+        self._collector = _Collector(self.inbox, self._lock)
+        self._controller = _FreePortController(self._collector, hostname=HOST, port=port, **smtp_kwargs)
+
+    def refuse_recipients(self, answer: str | None) -> None:
+        """Answer every RCPT TO with `answer` ("550 5.1.1 mailbox unavailable", "451 4.3.0 try later");
+        None accepts them again."""
+        self._collector.rcpt_answer = answer
+
+    @property
+    def rcpt_refusals(self) -> int:
+        with self._lock:
+            return self._collector.rcpt_refusals
 
     @property
     def port(self) -> int:
@@ -243,23 +280,70 @@ class ReceivedRequest:
         return json.loads(self.body)
 
 
+Reply = tuple[int, bytes, dict[str, str]]
+Hostile = Callable[[BaseHTTPRequestHandler], None]  # writes whatever it likes to the raw connection
+
+
+def drip(handler: BaseHTTPRequestHandler) -> None:
+    """A 200 whose body arrives one byte every 20 ms, for as long as the client keeps reading."""
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n")
+    with contextlib.suppress(OSError):
+        for _ in range(100_000):
+            handler.wfile.write(b"o")
+            handler.wfile.flush()
+            time.sleep(0.02)
+    handler.close_connection = True
+
+
+def huge(handler: BaseHTTPRequestHandler, size: int = 100 * 1024 * 1024) -> None:
+    """A 200 with a 100 MB body (written until the client hangs up)."""
+    handler.wfile.write(
+        f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {size}\r\n\r\n".encode()
+    )
+    chunk = b"<p>not ok</p>" * 5000
+    with contextlib.suppress(OSError):
+        for _ in range(size // len(chunk)):
+            handler.wfile.write(chunk)
+    handler.close_connection = True
+
+
+def garbage(handler: BaseHTTPRequestHandler) -> None:
+    """Bytes that are not HTTP at all, then the connection closes."""
+    handler.wfile.write(b"\x00\xff\xfeSSH-2.0-not-http\r\n\r\n\x1b[2J")
+    handler.close_connection = True
+
+
+def _reply(answer: int | tuple[int, bytes] | Reply) -> Reply:
+    if isinstance(answer, int):
+        return (answer, b"ok", {})
+    return (answer[0], answer[1], answer[2] if len(answer) > 2 else {})  # type: ignore[misc]
+
+
 @dataclass
 class HttpReceiver:
-    """A real HTTP server that records requests and answers from a script of statuses
-    (then `default_status`)."""
+    """A real HTTP server that records requests and answers from a script, then like `always`
+    (by default `default_status` with the body `ok`, as a Slack incoming webhook does)."""
 
     default_status: int = 200
     requests: list[ReceivedRequest] = field(default_factory=list)
-    _script: deque[tuple[int, bytes]] = field(default_factory=deque)
+    _script: deque[Reply | Hostile] = field(default_factory=deque)
+    _always: Reply | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
-    def script(self, *answers: int | tuple[int, bytes]) -> None:
-        """Queue answers: `script(500, 200)` or `script((400, b"invalid_payload"))`."""
+    def script(self, *answers: int | tuple[int, bytes] | Reply | Hostile) -> None:
+        """Queue answers: `script(500, 200)`, `script((400, b"invalid_payload"))`,
+        `script((429, b"slow down", {"Retry-After": "3600"}))` or a hostile writer (`drip`, `huge`, `garbage`)."""
         with self._lock:
             for answer in answers:
-                self._script.append(answer if isinstance(answer, tuple) else (answer, b"ok"))
+                self._script.append(answer if callable(answer) else _reply(answer))
+
+    def always(self, answer: int | tuple[int, bytes] | Reply | None) -> None:
+        """Answer every request like this once the script is used up: `always((404, b"no_service"))`;
+        None goes back to `default_status`."""
+        with self._lock:
+            self._always = None if answer is None else _reply(answer)
 
     def received(self) -> list[ReceivedRequest]:
         with self._lock:
@@ -273,10 +357,12 @@ class HttpReceiver:
     def url(self, path: str = "/") -> str:
         return f"http://{HOST}:{self.port}{path}"
 
-    def _answer(self, request: ReceivedRequest) -> tuple[int, bytes]:
+    def _answer(self, request: ReceivedRequest) -> Reply | Hostile:
         with self._lock:
             self.requests.append(request)
-            return self._script.popleft() if self._script else (self.default_status, b"ok")
+            if self._script:
+                return self._script.popleft()
+            return self._always or (self.default_status, b"ok", {})
 
     def start(self) -> HttpReceiver:
         receiver = self
@@ -288,10 +374,18 @@ class HttpReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, reply = receiver._answer(ReceivedRequest(self.command, self.path, headers, body))
+                answer = receiver._answer(ReceivedRequest(self.command, self.path, headers, body))
+                if callable(answer):
+                    answer(self)
+                    return
+                status, reply, extra = answer
                 self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header(
+                    "Content-Type", "application/json" if reply.startswith(b"{") else "text/plain"
+                )
                 self.send_header("Content-Length", str(len(reply)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(reply)
 
@@ -303,7 +397,10 @@ class HttpReceiver:
         self._server = ThreadingHTTPServer((HOST, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="http-receiver", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="http-receiver",
+            daemon=True,
         )  # the poll interval is how long shutdown() waits at teardown
         self._thread.start()
         return self

@@ -149,13 +149,19 @@ def test_failed_delivery_stays_queued_and_is_sent_once_later(store):
     with store.writing() as conn:
         db.enqueue(conn, message.id, ["log"], message_to_json(message), NOON)
     down = Flaky(fail=10)
-    report = deliver_pending(store, [down], attempts=2, sleep=lambda s: None)
+    report = deliver_pending(store, [down], attempts=2, sleep=lambda s: None, clock=lambda: NOON)
     assert report.failed and not report.sent and down.calls == 2
     [row] = db.queued(store)
     assert row.attempts == 2 and row.last_error == "server said no"
+    assert row.next_attempt_at == NOON + timedelta(minutes=2)  # backoff: 1 min doubled per try so far
     up = Flaky(fail=0)
-    assert deliver_pending(store, [up], attempts=2, sleep=lambda s: None).sent == [("log", message.id)]
-    assert deliver_pending(store, [up], attempts=2, sleep=lambda s: None).sent == []
+    early = deliver_pending(store, [up], attempts=2, sleep=lambda s: None, clock=lambda: NOON + timedelta(minutes=1))
+    assert early.sent == [] and early.deferred == 1 and up.calls == 0  # not due yet: not tried
+    later = NOON + timedelta(minutes=2)
+    assert deliver_pending(store, [up], attempts=2, sleep=lambda s: None, clock=lambda: later).sent == [
+        ("log", message.id)
+    ]
+    assert deliver_pending(store, [up], attempts=2, sleep=lambda s: None, clock=lambda: later).sent == []
     assert up.calls == 1 and db.queued(store) == []
 
 
@@ -179,3 +185,88 @@ def test_concurrent_deliveries_send_each_notification_once(store_url):
     for t in threads:
         t.join()
     assert channel.calls == 1
+
+
+class Refusing(Flaky):
+    """A channel whose receiver refuses for good (a Slack `channel_not_found`)."""
+
+    name = "slack"
+
+    def deliver(self, message) -> None:
+        from canary.alerts.message import DeliveryError
+
+        self.calls += 1
+        raise DeliveryError("slack webhook answered HTTP 200 with channel_not_found", permanent=True,
+                            reason="channel_not_found")
+
+
+def test_permanent_refusal_fails_once_and_opens_one_channel_alert_on_the_others(store):
+    events, _ = step(store, [firing()])
+    message = group(events, now=NOON, report_url=None)
+    with store.writing() as conn:
+        db.enqueue(conn, message.id, ["slack", "log"], message_to_json(message), NOON)
+    slack, log = Refusing(fail=0), Flaky(fail=0)
+    report = deliver_pending(store, [slack, log], attempts=3, sleep=lambda s: None, clock=lambda: NOON)
+    assert slack.calls == 1 and log.calls == 2  # the alert, then the channel alert; slack not retried
+    assert [(c, e) for c, _, e in report.gave_up] == [("slack", "slack webhook answered HTTP 200 with channel_not_found")]
+    assert [(e.event, e.scope, e.summary) for e in report.channel_events] == [
+        ("firing", "slack", "Slack delivery is failing: channel_not_found")
+    ]
+    assert {(r.channel, r.status) for r in db.outbox(store)} == {("slack", "failed"), ("log", "sent")}
+    with store.reading() as conn:
+        live = {(a.model_id, a.scope, a.signal) for a in still_firing(conn, NOON)}
+    assert live == {("m", "*", "quality"), ("*", "slack", "channel")}
+    again = deliver_pending(store, [slack, log], attempts=3, sleep=lambda s: None, clock=lambda: NOON)
+    assert again.sent == again.gave_up == again.channel_events == [] and slack.calls == 1 and log.calls == 2
+
+
+def test_unreadable_payload_fails_without_blaming_the_channel(store):
+    with store.writing() as conn:
+        db.enqueue(conn, "broken", ["log"], "{not json", NOON)
+    log = Flaky(fail=0)
+    report = deliver_pending(store, [log], attempts=3, sleep=lambda s: None, clock=lambda: NOON)
+    assert log.calls == 0 and [c for c, _, _ in report.gave_up] == ["log"] and report.channel_events == []
+    [row] = db.failed(store)
+    assert row.last_error.startswith("unreadable notification payload")
+
+
+class Rude(Flaky):
+    """A receiver whose refusal text carries terminal escapes and line breaks."""
+
+    def deliver(self, message) -> None:
+        from canary.alerts.message import DeliveryError
+
+        self.calls += 1
+        raise DeliveryError("email: server answered 554 \x1b[2Jgo away\r\nFAKE", permanent=True,
+                            reason="554 \x1b[31mgo away\nFAKE")
+
+
+def test_receiver_text_is_stored_flattened(store):
+    events, _ = step(store, [firing()])
+    message = group(events, now=NOON, report_url=None)
+    with store.writing() as conn:
+        db.enqueue(conn, message.id, ["log"], message_to_json(message), NOON)
+    report = deliver_pending(store, [Rude(fail=0)], attempts=1, sleep=lambda s: None, clock=lambda: NOON)
+    [row] = db.failed(store)
+    assert "\x1b" not in row.last_error and "\n" not in row.last_error and "\r" not in row.last_error
+    [opened] = report.channel_events  # opened, with no working channel left to tell: still shown by check
+    assert opened.summary == "Log delivery is failing: 554  [31mgo away FAKE"
+    assert [r.message_id for r in db.outbox(store)] == [message.id]  # nothing queued for nobody
+    with store.reading() as conn:
+        assert any(a.signal == "channel" for a in still_firing(conn, NOON))
+
+
+def test_channel_alert_of_a_channel_no_longer_configured_closes_quietly(store):
+    events, _ = step(store, [firing()])
+    message = group(events, now=NOON, report_url=None)
+    with store.writing() as conn:
+        db.enqueue(conn, message.id, ["slack", "log"], message_to_json(message), NOON)
+    log = Flaky(fail=0)
+    deliver_pending(store, [Refusing(fail=0), log], attempts=1, sleep=lambda s: None, clock=lambda: NOON)
+    assert [a.scope for a in db.list_alerts(store) if a.signal == "channel"] == ["slack"]
+    calls = log.calls
+    report = deliver_pending(store, [log], attempts=1, sleep=lambda s: None, clock=lambda: NOON)  # slack removed
+    assert report.channel_events == [] and log.calls == calls  # closed without a notification
+    [closed] = [a for a in db.list_alerts(store, include_resolved=True) if a.signal == "channel"]
+    assert closed.state == "resolved"
+    assert db.events_of(store, [closed.id])[closed.id][-1]["detail"] == "channel no longer configured in canary.yaml"

@@ -42,13 +42,13 @@ def day(n: int) -> str:
 
 
 def config(sim: str, *, samples: int = 10, alerts: str = "", repeat_hours: float = 1000, extra_models: str = "",
-           latency_min_delta_s: float = 3600) -> str:
+           latency_min_delta_s: float = 3600, signals: str = "") -> str:
     """A one-model project. Latency here is the wall time of loopback calls, which host load
     alone can stretch by seconds, so the latency signal's minimum change is out of reach unless
     a test asks for it (test_latency_alert_fires_on_a_scripted_slowdown scripts its slowdown)."""
     return textwrap.dedent("""\
         store: sqlite:///canary.db
-        signals: {{latency_p95_min_delta_s: {latency_min_delta_s}}}
+        signals: {{latency_p95_min_delta_s: {latency_min_delta_s}{signals}}}
         defaults:
           samples: {samples}
           concurrency: 16
@@ -67,7 +67,8 @@ def config(sim: str, *, samples: int = 10, alerts: str = "", repeat_hours: float
           log: false
           report_url: https://canary.example.com/report/
         {alerts}""").format(samples=samples, sim=sim, repeat_hours=repeat_hours, alerts=alerts,
-                            extra_models=extra_models, latency_min_delta_s=latency_min_delta_s)
+                            extra_models=extra_models, latency_min_delta_s=latency_min_delta_s,
+                            signals=f", {signals}" if signals else "")
 
 
 @pytest.fixture
@@ -146,6 +147,12 @@ def test_silent_regression_pages_email_and_slack_once_then_resolves(
     assert len({m.message["Message-ID"] for m in mails}) == len(mails)  # nothing sent twice
 
 
+def make_due(tmp_path: Path) -> None:
+    """Time passing for the outbox: every queued notification's backoff is over."""
+    with sqlite3.connect(tmp_path / "canary.db") as conn:
+        conn.execute("UPDATE notifications SET next_attempt_at = NULL WHERE status = 'queued'")
+
+
 def test_smtp_down_then_up_delivers_once_later(tmp_path, capsys, project, test_ca):
     receiver = SmtpReceiver()
     receiver.start()
@@ -155,8 +162,7 @@ def test_smtp_down_then_up_delivers_once_later(tmp_path, capsys, project, test_c
           delivery_attempts: 1
           email: {{host: 127.0.0.1, port: {port}, security: none, to: [oncall@example.com]}}
         """), "  ")
-    project(config("{quality: 1.0}", samples=2, alerts=alerts))
-    (Path("canary.yaml")).write_text(Path("canary.yaml").read_text() + "signals: {max_age_hours: 1}\n")
+    project(config("{quality: 1.0}", samples=2, alerts=alerts, signals="max_age_hours: 1"))
     run_day(capsys, 0)
     result = check_day(capsys, 5)  # five days later: the dead man's switch fires
     out = json.loads(result.out)
@@ -167,6 +173,9 @@ def test_smtp_down_then_up_delivers_once_later(tmp_path, capsys, project, test_c
     up = SmtpReceiver(port=port)
     up.start()
     try:
+        early = json.loads(check_day(capsys, 5).out)  # backing off: not due yet, so not tried
+        assert early["delivery"]["sent"] == [] and early["delivery"]["deferred"] == 1 and up.received() == []
+        make_due(tmp_path)
         again = json.loads(check_day(capsys, 5).out)
         assert len(again["delivery"]["sent"]) == 1 and again["events"] == []
         third = json.loads(check_day(capsys, 5).out)
@@ -187,8 +196,7 @@ def test_slack_500_then_200_is_retried_and_webhook_is_signed(tmp_path, capsys, p
           slack: {{webhook_url_env: SLACK_WEBHOOK_URL}}
           webhook: {{url: "{http_receiver.url('/hook')}", secret_env: HOOK_SECRET}}
         """), "  ")
-    project(config("{quality: 1.0}", samples=2, alerts=alerts))
-    Path("canary.yaml").write_text(Path("canary.yaml").read_text() + "signals: {max_age_hours: 1}\n")
+    project(config("{quality: 1.0}", samples=2, alerts=alerts, signals="max_age_hours: 1"))
     run_day(capsys, 0)
     http_receiver.script(500, 200, 200)
     out = json.loads(check_day(capsys, 3).out)

@@ -12,6 +12,7 @@ from canary.store import alerting as db
 from canary.store.gaps import Completed
 from tests.cli_helpers import run_cli
 from tests.projects import SIM_CONFIG, write_project
+from tests.test_check import make_due
 
 
 def _project(tmp_path, receiver, extra: str = "", store: str = "sqlite:///canary.db"):
@@ -95,6 +96,9 @@ def test_a_queued_gap_survives_a_dead_channel(tmp_path, capsys, http_receiver) -
     assert len(http_receiver.received()) == 3 and _gap_hooks(http_receiver) == [
         r.json() for r in http_receiver.received()
     ]
+    assert run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-03-03").code == 0
+    assert len(http_receiver.received()) == 3  # backing off after the 500s: not due yet
+    make_due(tmp_path)
     assert run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-03-03").code == 0
     hooks = _gap_hooks(http_receiver)
     assert len(hooks) == 4 and len({h["id"] for h in hooks}) == 1  # the same message, delivered once now

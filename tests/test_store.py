@@ -10,11 +10,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from canary.config.models import SimBehaviour
 from canary.errors import StoreError
 from canary.records import Attempt, SampleResult, ScoreRecord, ToolCall, TurnRecord
+from canary.sim import SimServer
 from canary.store import SampleRow, SampleWriter, Store
+from canary.store.alerting import lock_for_check
+from canary.store.engine import Timeouts, parse_url
 from canary.store.schema import attempts as attempts_table
 from canary.store.schema import samples as samples_table
+from tests.cli_helpers import config_with, remote_model, run_cli, script_the_sim
+from tests.projects import write_project
 
 DAY = date(2025, 3, 14)
 CEST = timezone(timedelta(hours=2))
@@ -33,12 +39,27 @@ def make_sample(
     n_attempts: int = 1,
 ) -> SampleResult:
     tries = [
-        Attempt(number=n, started_at=T0 + timedelta(seconds=n), latency_s=0.25 * n, status=529, code="overloaded",
-                message="try later", retry_after_s=1.5, turn=1)
+        Attempt(
+            number=n,
+            started_at=T0 + timedelta(seconds=n),
+            latency_s=0.25 * n,
+            status=529,
+            code="overloaded",
+            message="try later",
+            retry_after_s=1.5,
+            turn=1,
+        )
         for n in range(1, n_attempts)
     ]
-    tries.append(Attempt(number=n_attempts, started_at=T0 + timedelta(seconds=n_attempts), latency_s=0.5,
-                         status=200, code="ok"))
+    tries.append(
+        Attempt(
+            number=n_attempts,
+            started_at=T0 + timedelta(seconds=n_attempts),
+            latency_s=0.5,
+            status=200,
+            code="ok",
+        )
+    )
     return SampleResult(
         day=day,
         model_id=model_id,
@@ -50,8 +71,14 @@ def make_sample(
         finished_at=T0 + timedelta(seconds=3),
         score=1.0 if outcome == "pass" else 0.0,
         reason="matched",
-        turns=[TurnRecord(index=1, sent="Capital of France?", reply=reply,
-                          scores=[ScoreRecord("regex", outcome == "pass", 1.0, "ok")])],
+        turns=[
+            TurnRecord(
+                index=1,
+                sent="Capital of France?",
+                reply=reply,
+                scores=[ScoreRecord("regex", outcome == "pass", 1.0, "ok")],
+            )
+        ],
         attempts=tries,
         input_tokens=12,
         output_tokens=3,
@@ -98,7 +125,12 @@ def test_round_trip_keeps_every_field(store: Store, run_id: str) -> None:
                 sent="Look up the weather in Zürich",
                 reply="",
                 tool_calls=[
-                    ToolCall(id="call_1", name="weather", arguments={"city": "Zürich"}, raw_arguments='{"city":"Zürich"}'),
+                    ToolCall(
+                        id="call_1",
+                        name="weather",
+                        arguments={"city": "Zürich"},
+                        raw_arguments='{"city":"Zürich"}',
+                    ),
                     ToolCall(id="call_2", name="weather", arguments=None, raw_arguments='{"city": "Zür'),
                 ],
                 input_tokens=100,
@@ -109,8 +141,15 @@ def test_round_trip_keeps_every_field(store: Store, run_id: str) -> None:
                 fingerprint="fp_1",
                 scores=[ScoreRecord("tool_call", True, 1.0, "called weather")],
             ),
-            TurnRecord(index=2, sent='{"temp": 21}', reply=big + "\x00end", input_tokens=150, output_tokens=250_000,
-                       latency_s=9.5, scores=[ScoreRecord("regex", False, 0.0, "no DONE")]),
+            TurnRecord(
+                index=2,
+                sent='{"temp": 21}',
+                reply=big + "\x00end",
+                input_tokens=150,
+                output_tokens=250_000,
+                latency_s=9.5,
+                scores=[ScoreRecord("regex", False, 0.0, "no DONE")],
+            ),
         ],
         attempts=[
             Attempt(1, T0, 0.1, 529, "overloaded", "Overloaded", retry_after_s=2.0, turn=1),
@@ -135,7 +174,11 @@ def test_round_trip_keeps_every_field(store: Store, run_id: str) -> None:
     assert (row.outcome, row.score, row.reason, row.failed_turn) == ("fail", 0.5, sample.reason, 2)
     assert (row.input_tokens, row.output_tokens, row.cost_usd, row.latency_s) == (250, 250_020, 0.0123, 10.75)
     assert (row.served_model, row.fingerprint, row.stop_reason, row.error_code) == (
-        "claude-x-2025", "fp_1", "end_turn", None)
+        "claude-x-2025",
+        "fp_1",
+        "end_turn",
+        None,
+    )
     assert row.error_message == "nul\ufffdbyte"  # PostgreSQL text cannot hold NUL
     assert row.started_at == T0 and row.started_at.tzinfo == UTC
     assert row.finished_at == sample.finished_at and row.finished_at.tzinfo == UTC
@@ -186,7 +229,9 @@ def test_replace_swaps_the_row_and_its_attempts(store: Store, run_id: str) -> No
     assert store.save_sample(run_id, other)
     second_run = store.start_run(day=DAY, model_ids=["opus"], n_planned=1)
 
-    assert store.save_sample(second_run, make_sample(outcome="fail", reply="Lyon", n_attempts=2), replace=True)
+    assert store.save_sample(
+        second_run, make_sample(outcome="fail", reply="Lyon", n_attempts=2), replace=True
+    )
 
     rows = store.samples(day=DAY)
     assert [r.sample_index for r in rows] == [0, 1]
@@ -238,7 +283,9 @@ def test_concurrent_writers_store_each_key_once(store_url: str, store: Store, ru
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=race, args=(s, f"writer {n}")) for n, s in enumerate([store, second] * 2)]
+    threads = [
+        threading.Thread(target=race, args=(s, f"writer {n}")) for n, s in enumerate([store, second] * 2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -261,7 +308,9 @@ def test_concurrent_replaces_leave_one_consistent_version(store_url: str, store:
         try:
             barrier.wait()
             for _ in range(10):
-                s.save_sample(run_id, make_sample(0, reply=f"{n_attempts}", n_attempts=n_attempts), replace=True)
+                s.save_sample(
+                    run_id, make_sample(0, reply=f"{n_attempts}", n_attempts=n_attempts), replace=True
+                )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -292,7 +341,10 @@ def test_writer_commits_each_sample_before_close(store_url: str, store: Store, r
         writer.submit(make_sample(1))
         writer.submit(make_sample(0))  # already stored: skipped, not an error
         writer.flush()
-        assert reader.existing_keys(DAY, ["opus"]) == {("opus", "capital", "abc123", 0), ("opus", "capital", "abc123", 1)}
+        assert reader.existing_keys(DAY, ["opus"]) == {
+            ("opus", "capital", "abc123", 0),
+            ("opus", "capital", "abc123", 1),
+        }
         assert writer.error is None
     finally:
         written = writer.close()
@@ -426,16 +478,27 @@ def test_run_lifecycle(store: Store) -> None:
 
 
 def test_save_canaries_is_idempotent(store: Store) -> None:
-    store.save_canaries([("capital", "h1", "single", '{"prompt":"Capital?"}'),
-                         ("tools", "h2", "tool_call", '{"prompt":"Wetter in Zürich?"}')])
-    store.save_canaries([("capital", "h1", "single", '{"prompt":"changed?"}'),
-                         ("capital", "h3", "single", '{"prompt":"Capital of Peru?"}')])
+    store.save_canaries(
+        [
+            ("capital", "h1", "single", '{"prompt":"Capital?"}'),
+            ("tools", "h2", "tool_call", '{"prompt":"Wetter in Zürich?"}'),
+        ]
+    )
+    store.save_canaries(
+        [
+            ("capital", "h1", "single", '{"prompt":"changed?"}'),
+            ("capital", "h3", "single", '{"prompt":"Capital of Peru?"}'),
+        ]
+    )
     store.save_canaries([])
     from canary.store.schema import canaries
 
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(canaries.c.canary_id, canaries.c.canary_hash, canaries.c.content)
-                            .order_by(canaries.c.canary_id, canaries.c.canary_hash)).all()
+        rows = conn.execute(
+            sa.select(canaries.c.canary_id, canaries.c.canary_hash, canaries.c.content).order_by(
+                canaries.c.canary_id, canaries.c.canary_hash
+            )
+        ).all()
     assert [tuple(r) for r in rows] == [
         ("capital", "h1", '{"prompt":"Capital?"}'),
         ("capital", "h3", '{"prompt":"Capital of Peru?"}'),
@@ -448,8 +511,10 @@ def test_save_canaries_is_idempotent(store: Store) -> None:
 
 def test_sqlite_settings(tmp_path: Path) -> None:
     with Store.open("sqlite:///canary.db", base_dir=tmp_path) as store, store.engine.connect() as conn:
-        pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in
-                  ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+        pragma = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
         assert pragma == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
     assert (tmp_path / "canary.db").is_file()
 
@@ -526,3 +591,203 @@ def test_postgres_display_url_hides_the_password(pg_url: str) -> None:
     with Store.open(url, migrate=True) as store:  # trust auth ignores the password
         assert "s3cr3t-pw" not in store.display_url
         assert store.display_url.startswith("postgresql+psycopg://postgres:***@127.0.0.1:5432/test")
+
+
+# --------------------------------------------------------------------------- bounded waits (timeouts)
+
+
+def test_timeouts_come_from_the_url_and_never_reach_the_driver(tmp_path: Path) -> None:
+    target = parse_url(
+        "postgresql://u@h/db?lock_timeout_s=2.5&statement_timeout_s=60&connect_timeout_s=3&sslmode=x"
+    )
+    assert target.timeouts == Timeouts(connect_s=3, lock_s=2.5, statement_s=60)
+    assert dict(target.url.query) == {"sslmode": "x"}  # libpq would refuse canary's own names
+    assert parse_url("postgresql://u@h/db").timeouts.lock_for("postgresql") == 30
+    assert parse_url("sqlite:///x.db", tmp_path).timeouts.lock_for("sqlite") == 5
+    with pytest.raises(StoreError, match=r"lock_timeout_s='soon' is not a number of seconds"):
+        parse_url("postgresql://u@h/db?lock_timeout_s=soon")
+    url = f"sqlite:///{tmp_path / 'canary.db'}?lock_timeout_s=0.25"
+    with Store.open(url) as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+
+
+def test_postgres_sessions_set_lock_and_statement_timeouts(pg_url: str) -> None:
+    with Store.open(pg_url, migrate=True) as store, store.engine.connect() as conn:
+        shown = [
+            conn.exec_driver_sql(f"SHOW {name}").scalar() for name in ("lock_timeout", "statement_timeout")
+        ]
+        assert shown == ["30s", "2min"]  # the defaults
+    with Store.open(f"{pg_url}&lock_timeout_s=0.5&statement_timeout_s=0.2") as store:
+        for _ in range(2):  # a pooled connection keeps them after the pool's rollback-on-return
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "500ms"
+        with pytest.raises(StoreError) as caught, store.reading() as conn:
+            conn.execute(sa.text("SELECT pg_sleep(30)"))
+        message = str(caught.value)
+        assert message.startswith(
+            "a statement on PostgreSQL at 127.0.0.1:5432/test was cancelled after at most 0.2 s"
+        )
+        assert "\n" not in message
+
+
+def _pg_project(tmp_path: Path, server: SimServer, pg_url: str, extra: str = "") -> Path:
+    store = f'{{url: "{pg_url}", lock_timeout_s: 0.5{extra}}}'
+    path = write_project(tmp_path, config_with(remote_model("m", "locky", server), samples=3, store=store))
+    script_the_sim(server, path, {"locky": SimBehaviour()})
+    return path
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in text, text
+    return lines[0]
+
+
+def test_postgres_table_locked_by_another_session_exits_74_keeping_committed_samples(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    server: SimServer,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CANARY_TEST_KEY", "sk-store-test-0")
+    path = _pg_project(tmp_path, server, pg_url)
+    with Store.open(pg_url, migrate=True):
+        pass
+    first = run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-01", "--no-check", "--quiet")
+    assert first.code == 0, first.err
+    server.reset()
+    blocker = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    with blocker.connect() as conn:
+        conn.exec_driver_sql(
+            "LOCK TABLE samples IN ACCESS EXCLUSIVE MODE"
+        )  # held: the transaction stays open
+        locked = run_cli(
+            capsys, "run", "--config", str(path), "--as-of", "2026-05-02", "--no-check", "--quiet"
+        )
+        conn.rollback()
+    blocker.dispose()
+    assert locked.code == 74
+    line = _one_line(locked.err)
+    assert line.startswith(
+        "canary: error: a lock in PostgreSQL at 127.0.0.1:5432/test is held by another session (a locked table"
+    )
+    assert "within 0.5 s" in line and "committed samples are kept" in line
+    assert server.stats() == {}  # stopped before asking any model
+    with Store.open(pg_url) as store:
+        assert [(str(r.day), r.sample_index) for r in store.samples(with_turns=False)] == [
+            ("2026-05-01", 0),
+            ("2026-05-01", 1),
+            ("2026-05-01", 2),
+        ]
+    again = run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-02", "--no-check", "--quiet")
+    assert again.code == 0 and server.stats() == {"locky": 3}
+
+
+def test_postgres_check_lock_held_elsewhere_is_bounded(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    server: SimServer,
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The alert transaction's advisory lock honours lock_timeout too: a stuck check elsewhere
+    makes this one end with exit 74, not wait forever."""
+    monkeypatch.setenv("CANARY_TEST_KEY", "sk-store-test-0")
+    path = _pg_project(tmp_path, server, pg_url)
+    with Store.open(pg_url, migrate=True):
+        pass
+    assert run_cli(capsys, "run", "--config", str(path), "--as-of", "2026-05-01", "--quiet").code in (0, 1)
+    blocker = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+    with blocker.connect() as conn:
+        lock_for_check(conn)  # what a check in progress holds until its transaction ends
+        result = run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-05-01")
+        conn.rollback()
+    blocker.dispose()
+    assert result.code == 74
+    assert "is held by another session" in _one_line(result.err) and "within 0.5 s" in result.err
+    assert run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-05-01").code in (0, 1)
+
+
+def test_store_mapping_in_canary_yaml_is_validated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write_project(
+        tmp_path,
+        config_with(
+            "- {id: m, provider: sim, model: m}\n", store="{url: sqlite:///canary.db, lock_timeout: 5}"
+        ),
+    )
+    result = run_cli(capsys, "run", "--config", str(path), "--no-check", "--quiet")
+    assert result.code == 65
+    assert "canary.yaml:1" in result.err and "lock_timeout" in result.err
+
+
+# --------------------------------------------------------------------------- migration 0003_h4 (notification outcomes)
+
+
+def test_migration_0003_keeps_queued_notifications_and_allows_failed(store_url: str) -> None:
+    from alembic import command
+
+    from canary.store import migrate as store_migrate
+    from canary.store.alerting import enqueue, failed, queued
+
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    with Store.open(store_url, migrate=True) as store:
+        with store.engine.begin() as conn:
+            command.downgrade(store_migrate.alembic_config(conn), "0002")
+        with store.engine.begin() as conn:  # a 0002 outbox row, as the previous canary wrote it
+            conn.exec_driver_sql(
+                "INSERT INTO notifications (message_id, channel, payload, status, created_at, attempts) "
+                "VALUES ('m1', 'slack', '{}', 'queued', '2026-06-01 12:00:00', 2)"
+            )
+        assert store.upgrade() == ("0002", "0003_h4")
+        [row] = queued(store)
+        assert (row.message_id, row.attempts, row.next_attempt_at, row.first_attempt_at) == (
+            "m1",
+            2,
+            None,
+            None,
+        )
+        with store.writing() as conn:
+            enqueue(conn, "m2", ["email"], "{}", now)
+        with store.writing() as conn:
+            conn.execute(sa.text("UPDATE notifications SET status = 'failed' WHERE message_id = 'm2'"))
+        assert [r.message_id for r in failed(store)] == ["m2"]
+        with store.engine.begin() as conn:  # and back: an older canary would retry it
+            command.downgrade(store_migrate.alembic_config(conn), "0002")
+        with store.engine.connect() as conn:
+            statuses = dict(conn.execute(sa.text("SELECT message_id, status FROM notifications")).all())
+        assert statuses == {"m1": "queued", "m2": "queued"}
+
+
+def test_sqlite_first_open_waits_a_bounded_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process stopped while opening (or upgrading) the database must not hang every later open."""
+    import fcntl
+
+    from canary.store import store as store_module
+
+    monkeypatch.setattr(store_module, "OPEN_LOCK_WAIT_S", 0.2)
+    path = tmp_path / "canary.db"
+    with open(tmp_path / "canary.db.open-lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # what a stopped first open holds
+        with pytest.raises(
+            StoreError, match=r"another canary has been opening \(or upgrading\) .* for more than 0.2 s"
+        ):
+            Store.open(f"sqlite:///{path}")
+    with Store.open(f"sqlite:///{path}") as store:  # released: opens normally
+        assert store.schema_revision() is not None
+
+
+def test_postgres_server_that_never_answers_is_a_bounded_connect() -> None:
+    """A port that accepts TCP but never speaks (a hung server, a black-holing proxy): libpq's
+    connect timeout ends the wait with one line, instead of a run that hangs at 06:00."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        with pytest.raises(StoreError) as caught:
+            Store.open(f"postgresql://canary:s3cr3t-pw@127.0.0.1:{port}/results?connect_timeout_s=2")
+    message = str(caught.value)
+    assert message.startswith(f"cannot connect to PostgreSQL at 127.0.0.1:{port}/results: ")
+    assert "timeout" in message and "s3cr3t-pw" not in message and "\n" not in message

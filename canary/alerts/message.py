@@ -40,8 +40,20 @@ class AlertMessage:
 
 
 class DeliveryError(Exception):
-    """A channel could not deliver. The message stays queued and is retried later.
-    The text must never contain a secret (webhook URL, SMTP password)."""
+    """A channel could not deliver. The text must never contain a secret (webhook URL, SMTP password).
+
+    `permanent`: the receiver refused for good (a webhook 4xx, Slack's `channel_not_found`, an
+    SMTP 5xx): retrying cannot help, so the outbox marks the notification failed. Otherwise it
+    stays queued and is retried later, not before `retry_after_s` when the receiver asked.
+    `reason` is the short cause people read in a `channel` alert ("channel_not_found")."""
+
+    def __init__(
+        self, text: str, *, permanent: bool = False, retry_after_s: float | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(text)
+        self.permanent = permanent
+        self.retry_after_s = retry_after_s
+        self.reason = reason or text
 
 
 def message_to_json(message: AlertMessage) -> str:

@@ -227,7 +227,8 @@ def retirement(model: ModelConfig, day: date, signals: SignalsConfig) -> Finding
 def stale(last_run: datetime | None, now: datetime, signals: SignalsConfig) -> Finding:
     if last_run is None:
         return Finding(ALL, ALL, "stale", "held", "no completed run yet")
-    age_h = (now - last_run).total_seconds() / 3600
+    # A backfilled or --as-of run can finish "after" the end of the day being checked: never "-0.0 h ago".
+    age_h = max(0.0, (now - last_run).total_seconds() / 3600)
     if age_h <= signals.max_age_hours:
         return Finding(ALL, ALL, "stale", "ok", f"last completed run {age_h:.1f} h ago")
     return Finding(

@@ -67,7 +67,8 @@ class Project:
 
     @property
     def store_url(self) -> str:
-        return os.environ.get("CANARY_STORE") or self.config.store
+        """CANARY_STORE, else canary.yaml's `store:` (see `store_url_of`)."""
+        return store_url_of(self.config)
 
 
 # --------------------------------------------------------------------------- pydantic -> one line
@@ -296,3 +297,14 @@ def check_keys(project: Project, models: list[ModelConfig]) -> None:
             f"{key_location(project, model)}: environment variable {var} is not set "
             f"(model `{model.id}` needs it: export {var}=... before running){others}"
         )
+
+
+def store_url_of(config: ProjectConfig) -> str:
+    """CANARY_STORE, else canary.yaml's `store:`; the mapping form's timeouts ride along as URL
+    query parameters unless the URL already sets them."""
+    store = config.store
+    url = os.environ.get("CANARY_STORE") or store.url
+    base, _, query = url.partition("?")
+    given = {part.partition("=")[0] for part in query.split("&") if part}
+    extra = [f"{name}={value:g}" for name, value in store.timeout_params().items() if name not in given]
+    return url if not extra else f"{base}?{'&'.join(filter(None, [query, *extra]))}"

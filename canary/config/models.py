@@ -225,6 +225,7 @@ class AlertsConfig(Strict):
     slack: SlackChannel | None = None
     webhook: WebhookChannel | None = None
     delivery_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # per check, before leaving it queued
+    give_up_hours: Annotated[float, Field(gt=0, le=720)] = 24.0  # a notification still undelivered is `failed`
 
 
 class ScheduleConfig(Strict):
@@ -274,8 +275,24 @@ class HeartbeatConfig(Strict):
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0  # per ping, whole request included
 
 
+class StoreConfig(Strict):
+    """`store:` as a mapping: the URL plus the bounds on every database wait (seconds).
+    Unset bounds keep the defaults: connect 10, lock 30 (SQLite's busy wait: 5), statement 120."""
+
+    url: str = "sqlite:///canary.db"
+    connect_timeout_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    lock_timeout_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    statement_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
+
+    def timeout_params(self) -> dict[str, float]:
+        """The set bounds, named as the store URL's query parameters (canary.store.engine)."""
+        names = ("connect_timeout_s", "lock_timeout_s", "statement_timeout_s")
+        return {n: v for n in names if (v := getattr(self, n)) is not None}
+
+
 class ProjectConfig(Strict):
-    store: str = "sqlite:///canary.db"  # relative sqlite paths resolve against canary.yaml's folder
+    # a URL, or a mapping with `url:` and timeouts; relative sqlite paths resolve against canary.yaml's folder
+    store: StoreConfig = StoreConfig()
     prompts: str = "prompts"
     scorers: str = "scorers"
     reports: str = "reports"
@@ -286,6 +303,11 @@ class ProjectConfig(Strict):
     alerts: AlertsConfig = AlertsConfig()
     schedule: ScheduleConfig | None = None  # `canary schedule`, cron and systemd recipes
     heartbeat: HeartbeatConfig | None = None  # pings an outside dead man's switch at run start/end
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_url_form(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
 
     def model_settings(self, model: ModelConfig) -> ResolvedModel:
         d = self.defaults

@@ -357,10 +357,11 @@ def _catch_up(config_path: Path, config: Any, schedule: ScheduleConfig, now: dat
 
 
 def _last_completed(config_path: Path, config: Any) -> datetime | None:
+    from canary.config.load import store_url_of
     from canary.store import Store
     from canary.store.gaps import completed_runs
 
-    with Store.open(os.environ.get("CANARY_STORE") or config.store, base_dir=config_path.parent) as store:
+    with Store.open(store_url_of(config), base_dir=config_path.parent) as store:
         done = completed_runs(store)
     return done[-1].at if done else None
 
@@ -368,14 +369,14 @@ def _last_completed(config_path: Path, config: Any) -> datetime | None:
 def _say_missed(config_path: Path, slot: datetime, now: datetime | None = None) -> None:
     """Notify the gap a missed slot leaves (once per gap: canary.gap); log what happened."""
     from canary.alerts.channels import build_channels
-    from canary.config.load import load_config
+    from canary.config.load import load_config, store_url_of
     from canary.gap import say_missed_slot
     from canary.store import Store
 
     try:
         config, _doc = load_config(config_path)
         channels = build_channels(config.alerts, os.environ, base_dir=config_path.parent)
-        with Store.open(os.environ.get("CANARY_STORE") or config.store, base_dir=config_path.parent) as store:
+        with Store.open(store_url_of(config), base_dir=config_path.parent) as store:
             gap = say_missed_slot(config, store, slot=slot, channels=channels, now=now)
     except Exception as exc:  # never takes the daemon down; the next run's check says the gap
         log("gap_notice_failed", "warning", error=_one_line(exc))

@@ -69,6 +69,9 @@ class OutboxRow:
     attempts: int
     last_error: str | None
     sent_at: datetime | None
+    next_attempt_at: datetime | None = None  # a temporary failure is not retried before this
+    last_attempt_at: datetime | None = None
+    first_attempt_at: datetime | None = None
 
 
 def lock_for_check(conn: sa.Connection) -> None:
@@ -80,11 +83,18 @@ def lock_for_check(conn: sa.Connection) -> None:
         )
 
 
+DELIVERY_SIGNALS = ("channel",)  # raised while delivering notifications (canary.alerts.delivery_health)
+
+
 def lifecycle_day(conn: sa.Connection) -> date | None:
     """The newest day the alert lifecycle may move on from: the newest day any alert was judged
     on, or any run recorded. A check of an earlier day (`--as-of`, a backfilled run) is history:
     it must not reopen, resolve or notify what a later day already settled."""
-    judged = conn.execute(sa.select(sa.func.max(alerts.c.last_day))).scalar_one_or_none()
+    # A channel alert is dated by the wall clock of its delivery, not by a judged day: it must not
+    # turn a check of the day being caught up (`--as-of`) into history.
+    judged = conn.execute(
+        sa.select(sa.func.max(alerts.c.last_day)).where(alerts.c.signal.not_in(DELIVERY_SIGNALS))
+    ).scalar_one_or_none()
     recorded = conn.execute(sa.select(sa.func.max(runs.c.day))).scalar_one_or_none()
     days = [d for d in (judged, recorded) if d is not None]
     return max(days) if days else None
@@ -164,22 +174,42 @@ def enqueue(conn: sa.Connection, message_id: str, channels: Iterable[str], paylo
         conn.execute(notifications.insert().values(
             message_id=message_id, channel=channel, payload=payload, status="queued", created_at=now,
             attempts=0, last_error=None, last_attempt_at=None, sent_at=None, claimed_by=None, claimed_until=None,
+            next_attempt_at=None, first_attempt_at=None,
         ))
 
 
+_OUTBOX_COLUMNS = ("message_id", "channel", "payload", "status", "created_at", "attempts", "last_error", "sent_at",
+                   "next_attempt_at", "last_attempt_at", "first_attempt_at")
+
+
+def _outbox_select() -> sa.Select:
+    return sa.select(*(notifications.c[name] for name in _OUTBOX_COLUMNS))
+
+
 def queued(store: Store) -> list[OutboxRow]:
+    """Every notification still to deliver, due or backing off, oldest first."""
     c = notifications.c
-    stmt = sa.select(c.message_id, c.channel, c.payload, c.status, c.created_at, c.attempts, c.last_error, c.sent_at)
     with store.reading() as conn:
-        rows = conn.execute(stmt.where(c.status == "queued").order_by(c.created_at)).mappings()
+        rows = conn.execute(_outbox_select().where(c.status == "queued").order_by(c.created_at)).mappings()
         return [OutboxRow(**r) for r in rows]
+
+
+def failed(store: Store, limit: int = 50, since: datetime | None = None) -> list[OutboxRow]:
+    """Notifications that will never be delivered (refused for good, or given up), newest first;
+    with `since`, only those whose last attempt was at or after it."""
+    c = notifications.c
+    stmt = _outbox_select().where(c.status == "failed").order_by(c.last_attempt_at.desc(), c.created_at.desc())
+    if since is not None:
+        stmt = stmt.where(c.last_attempt_at >= since)
+    with store.reading() as conn:
+        return [OutboxRow(**r) for r in conn.execute(stmt.limit(limit)).mappings()]
 
 
 def outbox(store: Store, limit: int = 200) -> list[OutboxRow]:
     c = notifications.c
-    stmt = sa.select(c.message_id, c.channel, c.payload, c.status, c.created_at, c.attempts, c.last_error, c.sent_at)
     with store.reading() as conn:
-        return [OutboxRow(**r) for r in conn.execute(stmt.order_by(c.created_at.desc()).limit(limit)).mappings()]
+        stmt = _outbox_select().order_by(c.created_at.desc()).limit(limit)
+        return [OutboxRow(**r) for r in conn.execute(stmt).mappings()]
 
 
 def claim(store: Store, row: OutboxRow, *, owner: str, now: datetime, lease: timedelta) -> bool:
@@ -196,13 +226,22 @@ def claim(store: Store, row: OutboxRow, *, owner: str, now: datetime, lease: tim
 
 
 def finish_delivery(store: Store, row: OutboxRow, *, owner: str, now: datetime, error: str | None,
-                    attempts: int) -> None:
+                    attempts: int, failed: bool = False, next_attempt_at: datetime | None = None,
+                    started: datetime | None = None) -> None:
+    """Record one delivery round (begun at `started`): sent (error None), failed for good
+    (`failed`), or still queued and not retried before `next_attempt_at`. Only the claim's owner
+    may record it."""
     c = notifications.c
-    values: dict[str, Any] = {"attempts": c.attempts + attempts, "last_attempt_at": now, "claimed_until": None}
+    values: dict[str, Any] = {
+        "attempts": c.attempts + attempts, "last_attempt_at": now, "claimed_until": None,
+        "first_attempt_at": sa.func.coalesce(c.first_attempt_at, started or now),
+    }
     if error is None:
-        values |= {"status": "sent", "sent_at": now, "last_error": None}
+        values |= {"status": "sent", "sent_at": now, "last_error": None, "next_attempt_at": None}
+    elif failed:
+        values |= {"status": "failed", "last_error": error[:500], "next_attempt_at": None}
     else:
-        values |= {"last_error": error[:500], "claimed_by": None}
+        values |= {"last_error": error[:500], "claimed_by": None, "next_attempt_at": next_attempt_at}
     stmt = notifications.update().where(
         c.message_id == row.message_id, c.channel == row.channel, c.claimed_by == owner
     ).values(**values)

@@ -56,14 +56,30 @@ def translate(exc: sa.exc.DBAPIError, target: Target) -> StoreError:
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate == "53100":
         return _full(target)
+    if sqlstate == "55P03":  # lock_not_available: lock_timeout ran out
+        waited = target.timeouts.lock_for("postgresql")
+        return StoreError(
+            f"a lock in PostgreSQL at {target.where} is held by another session (a locked table, or another "
+            f"canary's check or upgrade): not granted within {waited:g} s (store lock_timeout_s); find it in "
+            "pg_locks / pg_stat_activity, let it finish (or end it), then run again: committed samples are kept"
+        )
+    if sqlstate == "40P01":  # deadlock_detected
+        return StoreError(
+            f"PostgreSQL at {target.where} cancelled this transaction to break a deadlock with another "
+            "session; run again: committed samples are kept"
+        )
+    if sqlstate == "57014":  # query_canceled: statement_timeout (or an admin's pg_cancel_backend)
+        return StoreError(
+            f"a statement on PostgreSQL at {target.where} was cancelled after at most "
+            f"{target.timeouts.statement_s:g} s (store statement_timeout_s, or pg_cancel_backend): {detail}; "
+            "run again: committed samples are kept"
+        )
     if exc.connection_invalidated:
         return StoreError(
             f"lost the connection to PostgreSQL at {target.where}: {detail}; committed samples are kept, "
             "run again once the server is back to fill the gaps"
         )
-    if isinstance(exc, sa.exc.OperationalError) and (
-        sqlstate is None or sqlstate.startswith(("08", "57P"))
-    ):
+    if isinstance(exc, sa.exc.OperationalError) and (sqlstate is None or sqlstate.startswith(("08", "57P"))):
         return StoreError(
             f"cannot connect to PostgreSQL at {target.where}: {detail}; check that the server is running "
             "and the store URL is right"

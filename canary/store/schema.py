@@ -16,7 +16,7 @@ from canary.records import OUTCOMES
 
 # Every revision this code knows, oldest first. A database at a revision missing from
 # here was written by a newer canary and is refused rather than misread.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003_h7", "0003_h2")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003_h7", "0003_h2", "0003_h4")
 HEAD_REVISION = REVISIONS[-1]
 
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
@@ -149,7 +149,8 @@ attempts = sa.Table(
 
 ALERT_STATES: tuple[str, ...] = ("firing", "resolved")
 ALERT_EVENTS: tuple[str, ...] = ("opened", "notified", "repeated", "resolved", "silenced", "updated")
-NOTIFICATION_STATUSES: tuple[str, ...] = ("queued", "sent")
+# failed (0003): refused for good, or still undeliverable after alerts.give_up_hours
+NOTIFICATION_STATUSES: tuple[str, ...] = ("queued", "sent", "failed")
 
 # One row per episode of a (model, scope, signal) key: opened when it starts firing, resolved
 # when it recovers. A later episode of the same key is a new row.
@@ -211,6 +212,8 @@ notifications = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Column("claimed_by", sa.String(64), nullable=True),
     sa.Column("claimed_until", UTCDateTime, nullable=True),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),  # 0003: not retried before (backoff, Retry-After)
+    sa.Column("first_attempt_at", UTCDateTime, nullable=True),  # 0003: the give-up age counts from here
     sa.PrimaryKeyConstraint("message_id", "channel", name="pk_notifications"),
     sa.CheckConstraint(_in("status", NOTIFICATION_STATUSES), name="ck_notifications_status"),
     sa.Index("ix_notifications_status", "status"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -37,6 +38,7 @@ from canary.store.schema import HEAD_REVISION, RUN_STATUSES, SAMPLE_KEY, attempt
 from canary.textsafe import sanitize_sample
 
 FINAL_STATUSES = tuple(s for s in RUN_STATUSES if s != "running")
+OPEN_LOCK_WAIT_S = 120.0  # queueing behind another process's first open / schema upgrade
 T = TypeVar("T")
 
 
@@ -82,7 +84,7 @@ class Store:
         *,
         base_dir: Path | None = None,
         migrate: bool | None = None,
-        busy_timeout_s: float = 5.0,
+        busy_timeout_s: float | None = None,
         check: bool = True,
     ) -> Store:
         """Connect and make sure the schema is this code's.
@@ -90,7 +92,8 @@ class Store:
         migrate=None upgrades SQLite automatically (a local file, nobody else to ask) and only
         checks PostgreSQL (a shared database is upgraded deliberately: `canary db upgrade`).
         True upgrades either; False only checks. A database ahead of the code is always refused.
-        check=False skips the version check (`canary db current` only reports it)."""
+        check=False skips the version check (`canary db current` only reports it).
+        busy_timeout_s overrides the SQLite lock wait of the URL (`?lock_timeout_s=`, default 5 s)."""
         target = parse_url(url, base_dir)
         engine = create_engine(target, busy_timeout_s=busy_timeout_s)
         store = cls(engine, target)
@@ -129,7 +132,18 @@ class Store:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + ".open-lock"), "a", encoding="utf-8") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            deadline = time.monotonic() + OPEN_LOCK_WAIT_S
+            while True:  # bounded: a stopped process holding it must not hang every later open
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreError(
+                            f"another canary has been opening (or upgrading) {self.target.where} for more than "
+                            f"{OPEN_LOCK_WAIT_S:g} s; stop it if it hangs, then run again: committed samples are kept"
+                        ) from None
+                    time.sleep(0.05)
             try:
                 yield
             finally:

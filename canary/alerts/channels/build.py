@@ -91,10 +91,16 @@ def build_channels(
         hook = alerts.webhook
         url = env[hook.url_env] if hook.url_env else hook.url or ""
         if not is_http_url(url):
-            where = f"alerts.webhook.url_env: {hook.url_env} does not hold" if hook.url_env else "alerts.webhook.url: not"
+            where = (
+                f"alerts.webhook.url_env: {hook.url_env} does not hold"
+                if hook.url_env
+                else "alerts.webhook.url: not"
+            )
             raise SetupError(f"{where} an http(s) URL")
         secret = env[hook.secret_env].encode("utf-8") if hook.secret_env else None
         channels.append(
-            WebhookSender(url, url_env=hook.url_env, secret=secret, headers=hook.headers, timeout_s=hook.timeout_s)
+            WebhookSender(
+                url, url_env=hook.url_env, secret=secret, headers=hook.headers, timeout_s=hook.timeout_s
+            )
         )
     return channels

@@ -2,7 +2,12 @@
 
 `security: none` sends in clear text and is only sensible for a relay on the same host
 or network (e.g. a local postfix on 127.0.0.1:25); credentials are refused with it
-when the channel is built, so a password never crosses the wire unencrypted."""
+when the channel is built, so a password never crosses the wire unencrypted.
+
+Every wait is bounded: each connect and command by `timeout_s`, the whole conversation by
+CONVERSATION_TIMEOUTS times that (a watchdog closes the socket of a server that drips). An SMTP
+5xx (535 authentication failed, 550 mailbox unavailable, every recipient refused) is permanent;
+a 4xx, a refused connection or a timeout is temporary and retried by the outbox."""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ import html
 import logging
 import re
 import smtplib
+import socket
 import ssl
+import threading
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -25,6 +32,7 @@ from canary.config.models import EmailChannel
 log = logging.getLogger("canary.alerts")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 COLOURS = {"firing": "#c62828", "repeat": "#ef6c00", "resolved": "#2e7d32"}
+CONVERSATION_TIMEOUTS = 4  # the whole SMTP conversation ends within this many timeout_s
 
 
 def message_id(alert_id: str, sender: str) -> str:
@@ -115,25 +123,68 @@ class EmailSender:
 
     def deliver(self, message: AlertMessage) -> None:
         mail = build_email(message, self._config.sender, list(self._config.to))
+        expired = threading.Event()
         try:
-            refused = self._send(mail)
-        except (smtplib.SMTPException, OSError) as exc:  # SMTPException is an OSError; both listed for clarity
-            raise DeliveryError(f"{self._where}: {self._scrub(self._reason(exc))}") from None
+            refused = self._send(mail, expired)
+        except (
+            smtplib.SMTPException,
+            OSError,
+        ) as exc:  # SMTPException is an OSError; both listed for clarity
+            if expired.is_set():
+                limit = CONVERSATION_TIMEOUTS * self._config.timeout_s
+                raise DeliveryError(
+                    f"{self._where}: the conversation did not finish within {limit:g}s", reason="timeout"
+                ) from None
+            permanent, reason = self._classify(exc)
+            raise DeliveryError(
+                f"{self._where}: {self._scrub(self._reason(exc))}",
+                permanent=permanent,
+                reason=self._scrub(reason),
+            ) from None
         if refused:
             log.warning("%s: some recipients were refused: %s", self._where, ", ".join(sorted(refused)))
 
-    def _connect(self) -> smtplib.SMTP:
-        c = self._config
-        if c.security == "ssl":
-            return smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_s, context=self._context)
-        return smtplib.SMTP(c.host, c.port, timeout=c.timeout_s)
+    def _classify(self, exc: BaseException) -> tuple[bool, str]:
+        """(permanent, short reason): an SMTP 5xx is permanent, everything else is worth a retry."""
+        if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+            codes = sorted(code for code, _ in exc.recipients.values())
+            code, text = next(iter(sorted(exc.recipients.values())))
+            return codes[0] >= 500, one_line(f"{code} {_text(text)}", 80)
+        if isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 400:
+            if isinstance(exc, smtplib.SMTPAuthenticationError):
+                return exc.smtp_code >= 500, f"{exc.smtp_code} authentication failed"
+            return exc.smtp_code >= 500, one_line(f"{exc.smtp_code} {_text(exc.smtp_error)}", 80)
+        return False, one_line(self._reason(exc), 80)
 
-    def _send(self, mail: EmailMessage) -> dict[str, tuple[int, bytes]]:
+    def _connect(self) -> smtplib.SMTP:
+        """An unconnected client, so the watchdog can reach its socket from the first byte on."""
+        c = self._config
+        conn = (
+            smtplib.SMTP_SSL(timeout=c.timeout_s, context=self._context)
+            if c.security == "ssl"
+            else smtplib.SMTP(timeout=c.timeout_s)
+        )
+        conn._host = c.host  # what SMTP(host) sets: the TLS server name for STARTTLS and SMTPS
+        return conn
+
+    def _send(self, mail: EmailMessage, expired: threading.Event) -> dict[str, tuple[int, bytes]]:
         conn = self._connect()
+
+        def abort() -> None:  # a server that answers a byte at a time must not hold the check
+            expired.set()
+            with contextlib.suppress(OSError, AttributeError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(CONVERSATION_TIMEOUTS * self._config.timeout_s, abort)
+        watchdog.daemon = True
+        watchdog.start()
         try:
+            conn.connect(self._config.host, self._config.port)
             conn.ehlo()
             if self._config.security == "starttls":
-                conn.starttls(context=self._context)  # raises SMTPNotSupportedError rather than go on in clear
+                conn.starttls(
+                    context=self._context
+                )  # raises SMTPNotSupportedError rather than go on in clear
                 conn.ehlo()
             if self._user is not None and self._password is not None:
                 conn.login(self._user, self._password)
@@ -142,6 +193,7 @@ class EmailSender:
                 conn.quit()  # the message was accepted; a rude goodbye does not undo that
             return refused
         finally:
+            watchdog.cancel()
             conn.close()
 
     def _reason(self, exc: BaseException) -> str:
@@ -155,7 +207,9 @@ class EmailSender:
             return "the server does not offer STARTTLS; not sending in clear text"
         if isinstance(exc, smtplib.SMTPResponseException):
             return f"server answered {exc.smtp_code} {_text(exc.smtp_error)}"
-        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):  # smtplib wraps read timeouts
+        if isinstance(exc, TimeoutError) or isinstance(
+            exc.__context__, TimeoutError
+        ):  # smtplib wraps read timeouts
             return f"no answer within {self._config.timeout_s:g}s"
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return f"server closed the connection ({exc})" if str(exc) else "server closed the connection"

@@ -2,17 +2,23 @@
 
 Every interpolated string is escaped for mrkdwn (`&`, `<`, `>`), so model-derived text
 can neither ping `<!channel>` nor smuggle a link, and every block stays inside Slack's
-size limits, because Slack rejects the whole message when one block is too long."""
+size limits, because Slack rejects the whole message when one block is too long.
+
+Only an answer of `ok` is a delivery: Slack reports a removed channel or a revoked hook as
+an error word (`channel_not_found`, `invalid_token`, `no_service`), sometimes with a 200 and
+sometimes as JSON `{"ok": false, "error": ...}`. Those words, and a 400/403/404/410, are
+permanent; anything else that is not `ok` is retried by the outbox."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 
-from canary.alerts.channels.posting import is_http_url, post
+from canary.alerts.channels.posting import Answer, check_status, is_http_url, post
 from canary.alerts.channels.text import label, one_line
-from canary.alerts.message import AlertEvent, AlertMessage
+from canary.alerts.message import AlertEvent, AlertMessage, DeliveryError
 
 MAX_BLOCKS = 50
 HEADER_LIMIT = 150
@@ -20,6 +26,59 @@ TEXT_LIMIT = 3000
 FIELD_LIMIT = 2000
 FALLBACK_LIMIT = 3000
 EMOJI = {"firing": ":red_circle:", "repeat": ":large_orange_circle:", "resolved": ":large_green_circle:"}
+LABEL = "slack webhook"
+# Slack's error words that no retry can fix: the hook, channel, token or payload is gone or wrong.
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "channel_is_archived",
+        "invalid_token",
+        "invalid_auth",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "no_service",
+        "no_service_id",
+        "no_team",
+        "team_disabled",
+        "no_active_hooks",
+        "action_prohibited",
+        "posting_to_general_channel_denied",
+        "restricted_action",
+        "user_not_found",
+        "invalid_payload",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "missing_text_or_fallback_or_attachments",
+        "too_many_attachments",
+        "not_authed",
+        "missing_scope",
+    }
+)
+_WORD = re.compile(r"^[a-z0-9_]{1,60}$")
+
+
+def slack_error(answer: Answer) -> str | None:
+    """None when Slack said `ok`; else its error word, or a description of what came instead."""
+    text = answer.body.decode("utf-8", "replace").strip()
+    if text == "ok":
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "ok" in data:
+        if data["ok"] is True:
+            return None
+        word = str(data.get("error") or "")
+        return word if _WORD.match(word) else "an error Slack did not name"
+    if _WORD.match(text):
+        return text
+    return (
+        f"an answer that is not `ok` ({len(answer.body)} bytes)"
+        if text
+        else "an empty answer instead of `ok`"
+    )
 
 
 def escape(text: object) -> str:
@@ -65,7 +124,10 @@ def _event_block(event: AlertEvent) -> dict[str, Any]:
     return {
         "type": "section",
         "text": {"type": "mrkdwn", "text": clip(text, TEXT_LIMIT)},
-        "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{_safe(value, FIELD_LIMIT - 20)}"} for name, value in fields],
+        "fields": [
+            {"type": "mrkdwn", "text": f"*{name}*\n{_safe(value, FIELD_LIMIT - 20)}"}
+            for name, value in fields
+        ],
     }
 
 
@@ -84,12 +146,20 @@ def _fallback(message: AlertMessage) -> str:
 def build_payload(message: AlertMessage) -> dict[str, Any]:
     """The JSON body Slack receives: header, one section per event, a report link, a `text` fallback."""
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _safe(message.title, HEADER_LIMIT), "emoji": True}}
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _safe(message.title, HEADER_LIMIT), "emoji": True},
+        }
     ]
     context: list[dict[str, Any]] = []
     if message.report_url:
         context.append({"type": "mrkdwn", "text": link(message.report_url, "Open the canary report")})
-    context.append({"type": "mrkdwn", "text": f"canary · {escape(message.created_at.strftime('%Y-%m-%d %H:%M %Z').strip())}"})
+    context.append(
+        {
+            "type": "mrkdwn",
+            "text": f"canary · {escape(message.created_at.strftime('%Y-%m-%d %H:%M %Z').strip())}",
+        }
+    )
     room = MAX_BLOCKS - 2  # header and context
     events = message.events
     if len(events) > room:
@@ -112,7 +182,25 @@ class SlackSender:
 
     def deliver(self, message: AlertMessage) -> None:
         body = json.dumps(build_payload(message), ensure_ascii=False).encode("utf-8")
-        post(self._url, body, {"Content-Type": "application/json; charset=utf-8"}, self._timeout_s, "slack webhook")
+        answer = post(
+            self._url, body, {"Content-Type": "application/json; charset=utf-8"}, self._timeout_s, LABEL
+        )
+        error = slack_error(answer)
+        if not 200 <= answer.status < 300:
+            if error and _WORD.match(error) and error in PERMANENT_ERRORS:
+                raise DeliveryError(
+                    f"{LABEL} answered HTTP {answer.status} ({error})", permanent=True, reason=error
+                )
+            check_status(answer, LABEL)
+        if error is None:
+            return
+        permanent = error in PERMANENT_ERRORS
+        raise DeliveryError(
+            f"{LABEL} answered HTTP {answer.status} with {error}",
+            permanent=permanent,
+            retry_after_s=None if permanent else answer.retry_after_s(),
+            reason=error,
+        )
 
     def __repr__(self) -> str:
         return "SlackSender(<webhook url from environment>)"

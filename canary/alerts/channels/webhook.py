@@ -2,7 +2,10 @@
 
 `X-Canary-Signature` is an HMAC-SHA256 of the exact body bytes (GitHub's scheme), and
 `X-Canary-Delivery` carries the message id so a receiver can drop the duplicates that
-an at-least-once outbox will sometimes send."""
+an at-least-once outbox will sometimes send.
+
+Any 2xx is a delivery. A 4xx other than 408/429 is permanent (the outbox stops retrying and
+raises a `channel` alert); a 5xx, 408 or 429 is retried, after its Retry-After."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from canary.alerts.channels.posting import post
+from canary.alerts.channels.posting import check_status, post
 from canary.alerts.channels.text import one_line
 from canary.alerts.message import AlertMessage
 
@@ -81,10 +84,14 @@ class WebhookSender:
 
     def deliver(self, message: AlertMessage) -> None:
         body = encode(message)
-        headers = {**self._headers, "Content-Type": "application/json; charset=utf-8", DELIVERY_HEADER: one_line(message.id, 200)}
+        headers = {
+            **self._headers,
+            "Content-Type": "application/json; charset=utf-8",
+            DELIVERY_HEADER: one_line(message.id, 200),
+        }
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = sign(body, self._secret)
-        post(self._url, body, headers, self._timeout_s, self._label)
+        check_status(post(self._url, body, headers, self._timeout_s, self._label), self._label)
 
     def __repr__(self) -> str:
         return f"WebhookSender({self._label})"
