@@ -338,6 +338,9 @@ class CanaryBase(Strict):
     system: str | None = None
     scorers: Annotated[list[dict[str, Any]], Field(min_length=1)]
     sim: SimAnswers | None = None
+    # A reply cut at max_tokens (stop_reason max_tokens / finish_reason length) fails with
+    # reason `truncated` unless this is true; then it is judged by the scorers like any other.
+    allow_truncated: bool = False
 
     @field_validator("scorers")
     @classmethod
@@ -349,7 +352,11 @@ class CanaryBase(Strict):
 
     def content_hash(self) -> str:
         """Hash of what is sent and how it is judged: editing either starts a new series."""
-        payload = self.model_dump(mode="json", exclude={"description", "tags", "samples", "sim", "id"})
+        payload = self.model_dump(
+            mode="json", exclude={"description", "tags", "samples", "sim", "id", "allow_truncated"}
+        )
+        if self.allow_truncated:  # only when set, so existing canaries keep their hash
+            payload["allow_truncated"] = True
         text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -85,7 +85,20 @@ def _turn_to_json(turn: TurnRecord) -> dict[str, Any]:
         "scores": [
             {"scorer": s.scorer, "passed": s.passed, "score": s.score, "reason": s.reason} for s in turn.scores
         ],
+        **_turn_flags(turn),
     }
+
+
+def _turn_flags(turn: TurnRecord) -> dict[str, Any]:
+    """Written only when set, so ordinary transcripts stay as they were."""
+    out: dict[str, Any] = {}
+    if turn.cut:
+        out["cut"], out["reply_chars"] = True, turn.reply_chars
+    if turn.refusal is not None:
+        out["refusal"] = turn.refusal
+    if turn.failure is not None:
+        out["failure"] = turn.failure
+    return out
 
 
 def _turn_from_json(data: Mapping[str, Any]) -> TurnRecord:
@@ -104,6 +117,10 @@ def _turn_from_json(data: Mapping[str, Any]) -> TurnRecord:
         stop_reason=data.get("stop_reason"),
         fingerprint=data.get("fingerprint"),
         scores=[ScoreRecord(**s) for s in data.get("scores", ())],
+        reply_chars=data.get("reply_chars"),
+        cut=bool(data.get("cut", False)),
+        refusal=data.get("refusal"),
+        failure=data.get("failure"),
     )
 
 
@@ -166,6 +183,7 @@ def attempt_values(sample_id: int, attempts: list[Attempt]) -> list[dict[str, An
             "code": clean(a.code),
             "message": clean(a.message),
             "retry_after_s": a.retry_after_s,
+            "excerpt": clean(a.excerpt),
         }
         for seq, a in enumerate(attempts)
     ]
@@ -181,6 +199,7 @@ def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
         message=row["message"],
         retry_after_s=row["retry_after_s"],
         turn=row["turn"],
+        excerpt=row.get("excerpt"),
     )
 
 
