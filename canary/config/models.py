@@ -57,14 +57,22 @@ class SimFault(Strict):
     """A scripted failure. With `times`, the first N matching requests fail; otherwise each
     matching request fails with probability `rate`. `from`/`to` limit it to simulated days."""
 
-    kind: Literal["status", "quota", "timeout", "mid_stream", "empty", "bad_tool_args", "huge"] = "status"
+    kind: Literal[
+        "status", "quota", "timeout", "mid_stream", "empty", "bad_tool_args", "huge",
+        # a 200 that is not the vendor's shape, and answers that stop early (issue 8, parts 1-3, 5)
+        "malformed", "html", "no_stop", "truncated", "refusal", "content_filter",
+    ] = "status"  # fmt: skip
     status: Annotated[int, Field(ge=400, le=599)] = 529
     times: Annotated[int, Field(ge=1)] | None = None
     rate: Annotated[float, Field(ge=0, le=1)] = 1.0
     retry_after_s: Annotated[float, Field(ge=0)] | None = None
     from_day: date | None = Field(None, alias="from")
     to_day: date | None = Field(None, alias="to")
-    size: Annotated[int, Field(ge=1)] = 1_000_000  # for kind: huge, characters in the answer
+    size: Annotated[int, Field(ge=1)] = 1_000_000  # for kind: huge, characters in the answer (sent lazily)
+    # kind: malformed - which 200 body: `[]`, `null`, an object missing required fields, or bytes not UTF-8
+    body: Literal["array", "null", "missing_fields", "undecodable"] = "array"
+    every: Annotated[int, Field(ge=1)] | None = None  # fire on every Nth matching request (per model)
+    should_retry: bool | None = None  # send `x-should-retry: true|false` with this fault's response
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
