@@ -62,10 +62,11 @@ class Budget:
 
 
 class _Str:
-    __slots__ = ("is_key", "kept", "kept_len", "length", "raw")
+    __slots__ = ("is_key", "kept", "kept_len", "length", "long", "raw")
 
     def __init__(self, is_key: bool) -> None:
         self.is_key = is_key
+        self.long = False  # longer than SHORT_STRING: kept within the text budget
         self.kept: list[str] = []
         self.kept_len = 0
         self.length = 0
@@ -232,22 +233,24 @@ class CappedJson:
 
     def _take(self, s: _Str, text: str) -> None:
         s.length += len(text)
-        if s.is_key:
-            self.budget.charge_structure(len(text))
+        if s.is_key or (not s.long and s.kept_len + len(text) <= SHORT_STRING):
+            self.budget.charge_structure(len(text))  # keys, ids, types: always kept whole
             s.kept.append(text)
             s.kept_len += len(text)
             return
-        room = max(0, SHORT_STRING - s.kept_len)
-        free = text[:room]
-        if free:
-            self.budget.charge_structure(len(free))
-        paid = text[room:]
-        keep = min(len(paid), max(0, self.budget.text))
-        self.budget.text -= keep
-        part = free + paid[:keep]
-        if part:
-            s.kept.append(part)
-            s.kept_len += len(part)
+        if not s.long:  # it turned out long: what it kept so far moves to the text budget
+            s.long = True
+            self.budget.structure += s.kept_len
+            room = max(0, self.budget.text)
+            if s.kept_len > room:
+                s.kept = ["".join(s.kept)[:room]]
+                s.kept_len = room
+            self.budget.text -= s.kept_len
+        keep = min(len(text), max(0, self.budget.text))
+        if keep:
+            self.budget.text -= keep
+            s.kept.append(text[:keep])
+            s.kept_len += keep
 
     def _finish_string(self, s: _Str) -> None:
         kept = "".join(s.kept)
