@@ -35,14 +35,13 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _project(tmp_path: Path, server: SimServer, fault: SimFault | None, *, wire: str, stream: bool,
-             samples: int = 1, attempts: int = 3, canary: str = SINGLE, concurrency: int = 8) -> Path:
+             samples: int = 1, attempts: int = 3, canary: str = SINGLE, concurrency: int = 8,
+             timeout_s: int = 5) -> Path:
     name = f"m-{wire}-{'s' if stream else 'w'}"
-    path = write_project(
-        tmp_path,
-        config_with(remote_model("m", name, server, wire=wire), samples=samples, attempts=attempts,
-                    stream=stream, concurrency=concurrency),
-        {"single.yaml": canary},
-    )
+    config = config_with(remote_model("m", name, server, wire=wire), samples=samples, attempts=attempts,
+                         stream=stream, concurrency=concurrency)
+    path = write_project(tmp_path, config.replace("timeout_s: 5\n", f"timeout_s: {timeout_s}\n"),
+                         {"single.yaml": canary})
     script_the_sim(server, path, {name: SimBehaviour(faults=[fault] if fault else [])})
     return path
 
@@ -232,7 +231,7 @@ def test_four_100_mb_answers_at_once_stay_within_bounded_memory(tmp_path, server
     for wire, stream in [("anthropic", True), ("openai", False)]:
         root = tmp_path / f"{wire}-{stream}"
         path = _project(root, server, SimFault(kind="huge", size=size), wire=wire, stream=stream, samples=4,
-                        concurrency=4)
+                        concurrency=4, timeout_s=600)
         code = (
             "import resource, sys\n"
             "from canary.cli import main\n"
@@ -252,5 +251,34 @@ def test_four_100_mb_answers_at_once_stay_within_bounded_memory(tmp_path, server
         assert rss_mb < 400, rss_mb  # four whole replies would be 400 MB of bytes before any parsing
         rows = _rows(root)
         assert len(rows) == 4
+        print(wire, stream, f"peak RSS {rss_mb:.0f} MB", [(r.outcome, r.reason) for r in rows])
         assert all(r.turns[0].cut and r.turns[0].reply_chars == size for r in rows)
         assert server.stats() == {f"m-{wire}-{'s' if stream else 'w'}": 4}
+
+
+# --------------------------------------------------------------------------- containment
+
+
+def test_a_canary_bug_in_one_probe_is_that_samples_harness_error(tmp_path, capsys, server, key, monkeypatch):
+    """An exception canary does not expect (here: its own reply reader failing on the 2nd reply)
+    ends that sample as `harness_error` with the reason; every other sample is still run and stored."""
+    from canary.providers import openai_api
+
+    real = openai_api.completion_of
+    calls = []
+
+    def flaky(body):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyError("choices")
+        return real(body)
+
+    monkeypatch.setattr(openai_api, "completion_of", flaky)
+    path = _project(tmp_path, server, None, wire="openai", stream=False, samples=4, concurrency=1)
+    result = _run(capsys, path)
+    assert result.code == 70 and "Traceback" not in result.err
+    rows = _rows(tmp_path)
+    assert sorted(r.outcome for r in rows) == ["harness_error", "pass", "pass", "pass"]
+    [bad] = [r for r in rows if r.outcome == "harness_error"]
+    assert bad.error_code == "harness" and "KeyError" in bad.reason
+    assert sum(server.stats().values()) == 4  # a bug is not retried
