@@ -282,3 +282,60 @@ def test_a_canary_bug_in_one_probe_is_that_samples_harness_error(tmp_path, capsy
     [bad] = [r for r in rows if r.outcome == "harness_error"]
     assert bad.error_code == "harness" and "KeyError" in bad.reason
     assert sum(server.stats().values()) == 4  # a bug is not retried
+
+
+# --------------------------------------------------------------------------- error bodies
+
+
+@pytest.mark.parametrize("protocol", ["anthropic", "openai"])
+def test_a_100_mb_error_body_is_not_read_whole(protocol):
+    """A 503 whose body goes on for 100 MB: the SDKs would read it all before raising; canary
+    reads the first 64 KB (MAX_ERROR_BODY), classifies the status and hangs up, so the server
+    cannot write more than its socket buffers hold."""
+    import asyncio
+
+    from aiohttp import web
+
+    from canary.config.models import ModelConfig, ResolvedModel, RetryPolicy
+    from canary.providers import build_provider
+    from canary.records import ChatRequest, Message, ProviderError
+
+    written = []
+    chunk = b"x" * 65536
+
+    async def endless_error(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=503, headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        try:
+            for _ in range(1600):
+                await response.write(chunk)
+                written.append(len(chunk))
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    async def go() -> ProviderError:
+        app = web.Application()
+        app.router.add_post("/v1/messages", endless_error)
+        app.router.add_post("/v1/chat/completions", endless_error)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        url = f"http://127.0.0.1:{port}" + ("/v1" if protocol == "openai" else "")
+        model = ResolvedModel(config=ModelConfig(id="x", provider="sim", protocol=protocol, model="x"), samples=1,
+                              concurrency=1, timeout_s=60, stream=False, params={"max_tokens": 8},
+                              retry=RetryPolicy())
+        provider = build_provider(model, api_key=KEY, base_url=url)
+        try:
+            await provider.complete(ChatRequest(None, (Message("user", "hi"),)))
+        except ProviderError as exc:
+            return exc
+        finally:
+            await provider.aclose()
+            await runner.cleanup()
+        raise AssertionError("no error raised")
+
+    error = asyncio.run(go())
+    assert error.status == 503 and error.retryable
+    assert sum(written) < 50_000_000  # the client hung up long before the 100 MB were out
