@@ -21,6 +21,7 @@ from canary.providers.errors import BadBody, redact
 MAX_REPLY_CHARS = 1_000_000  # text kept per reply (answer, tool arguments, thinking); the rest is counted
 MAX_STRUCTURE_CHARS = 1_000_000  # keys, short strings, numbers: a real reply's skeleton is tiny
 SHORT_STRING = 256  # strings up to this long (ids, types, model names) are always kept whole
+VALUE_COST = 8  # each value also costs this much structure budget: Python objects are not free
 MAX_DEPTH = 64
 MAX_TOKEN = 512  # longest number or literal
 EXCERPT_CHARS = 512  # of a bad body, kept (redacted) on the attempt
@@ -261,8 +262,7 @@ class CappedJson:
         self._value(kept if len(kept) == s.length else CutText(kept, s.length), 0)
 
     def _value(self, value: Any, cost: int) -> None:
-        if cost:
-            self.budget.charge_structure(cost)
+        self.budget.charge_structure(cost + VALUE_COST)
         if not self._stack:
             self._result = value
             self._state = "done"
