@@ -33,6 +33,7 @@ DEFAULT_MAX_TOKENS = 1024  # the Messages API refuses a request without it
 # which puts them at the top level of the request body exactly as the API expects.
 NATIVE = {"max_tokens": "max_tokens", "stop_sequences": "stop_sequences", "stop": "stop_sequences"}
 REASONING_TYPES = ("thinking", "redacted_thinking")
+MAX_BLOCKS = 256  # content blocks in one reply: a real one has a handful
 
 
 def to_messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -105,38 +106,46 @@ class StreamAccumulator:
             index = need(data, "index", int, kind)
             block = need(data, "content_block", dict, kind)
             btype = need(block, "type", str, f"{kind}.content_block")
-            entry: dict[str, Any] = {"type": btype, "text": TextSink(self.budget)}
+            entry = self._entry(index, btype)
             if btype == "text":
                 entry["text"].add(text_or_empty(block.get("text")))
             elif btype == "tool_use":
-                entry.update(
-                    id=need(block, "id", str, "tool_use"),
-                    name=need(block, "name", str, "tool_use"),
-                    partial=TextSink(self.budget),
-                    input=block.get("input"),
-                )
+                entry["id"] = need(block, "id", str, "tool_use")[:256]
+                entry["name"] = need(block, "name", str, "tool_use")[:256]
+                value = block.get("input")
+                if isinstance(value, dict) and value:  # real streams start with {} and send deltas
+                    entry["start"].add(json.dumps(value, ensure_ascii=False))
             elif btype in REASONING_TYPES:
-                entry["block"] = _reasoning_block(block)
-                entry["thinking"] = TextSink(self.budget)
-                entry["thinking"].add(entry["block"].get("thinking", ""))
-            self.blocks[index] = entry
+                for name in ("thinking", "data", "signature"):
+                    entry[name].add(text_or_empty(block.get(name)))
         elif kind == "content_block_delta":
             index = need(data, "index", int, kind)
             delta = need(data, "delta", dict, kind)
             dtype = need(delta, "type", str, f"{kind}.delta")
-            entry = self.blocks.setdefault(index, {"type": "text", "text": TextSink(self.budget)})
+            entry = self.blocks.get(index) or self._entry(index, "text")
             if dtype == "text_delta":
                 entry["text"].add(need(delta, "text", str, dtype))
-            elif dtype == "input_json_delta" and "partial" in entry:
+            elif dtype == "input_json_delta" and entry["type"] == "tool_use":
                 entry["partial"].add(need(delta, "partial_json", str, dtype))
-            elif dtype == "thinking_delta" and "block" in entry:
+            elif dtype == "thinking_delta" and entry["type"] == "thinking":
                 entry["thinking"].add(need(delta, "thinking", str, dtype))
-            elif dtype == "signature_delta" and "block" in entry:
-                entry["block"]["signature"] = str(need(delta, "signature", str, dtype))
+            elif dtype == "signature_delta" and entry["type"] == "thinking":
+                entry["signature"] = TextSink(self.budget)  # sent whole, just before the block stops
+                entry["signature"].add(need(delta, "signature", str, dtype))
         elif kind == "message_delta":
             delta = need(data, "delta", dict, kind)
             self.stop_reason = text_or_none(delta.get("stop_reason")) or self.stop_reason
             self._usage(data.get("usage"))
+
+    def _entry(self, index: int, btype: str) -> dict[str, Any]:
+        """A new block; everything it keeps is text within the shared budget, and blocks are few."""
+        if index not in self.blocks and len(self.blocks) >= MAX_BLOCKS:
+            raise BadBody(f"more than {MAX_BLOCKS} content blocks")
+        sink = lambda: TextSink(self.budget)  # noqa: E731
+        entry: dict[str, Any] = {"type": btype, "text": sink(), "id": "", "name": "", "partial": sink(),
+                                 "start": sink(), "thinking": sink(), "data": sink(), "signature": sink()}  # fmt: skip
+        self.blocks[index] = entry
+        return entry
 
     def _usage(self, usage: Any) -> None:
         if not isinstance(usage, dict):
@@ -148,29 +157,31 @@ class StreamAccumulator:
         return join_texts(b["text"].value() for _, b in sorted(self.blocks.items()) if b["type"] == "text")
 
     def reasoning(self) -> tuple[dict[str, Any], ...]:
-        out = []
+        """Thinking blocks as the API wants them back: only their own fields, as received."""
+        out: list[dict[str, Any]] = []
         for _, b in sorted(self.blocks.items()):
-            if "block" in b:
-                block = dict(b["block"])
-                if block["type"] == "thinking":
-                    block["thinking"] = str(b["thinking"].value())
-                out.append(block)
+            if b["type"] == "redacted_thinking":
+                out.append({"type": "redacted_thinking", "data": str(b["data"].value())})
+            elif b["type"] == "thinking":
+                out.append(
+                    {
+                        "type": "thinking",
+                        "thinking": str(b["thinking"].value()),
+                        "signature": str(b["signature"].value()),
+                    }
+                )
         return tuple(out)
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         calls = []
         for _, b in sorted(self.blocks.items()):
-            if b["type"] != "tool_use":
-                continue
-            if b["partial"].chars:
-                raw = b["partial"].value()
-            else:
-                raw = json.dumps(b["input"], ensure_ascii=False) if isinstance(b["input"], dict) else ""
-            calls.append(tool_call(b["id"], b["name"], raw))
+            if b["type"] == "tool_use":
+                raw = b["partial"].value() if b["partial"].chars else b["start"].value()
+                calls.append(tool_call(b["id"], b["name"], raw))
         return tuple(calls)
 
     def cut(self) -> bool:
-        return self.budget.text <= 0 and any(
+        return any(
             sink.cut for b in self.blocks.values() for sink in b.values() if isinstance(sink, TextSink)
         )
 

@@ -25,6 +25,7 @@ from canary.providers.errors import BadBody, error_fields
 from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
 
+MAX_CALLS = 256  # tool calls in one reply: a real one has a handful
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # explicit, so OPENAI_BASE_URL cannot redirect the key
 NATIVE = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
           "stop": "stop", "stop_sequences": "stop"}  # fmt: skip
@@ -124,13 +125,15 @@ class StreamAccumulator:
                 if not isinstance(part, dict):
                     raise BadBody("delta has a malformed tool call")
                 index = part["index"] if isinstance(part.get("index"), int) else len(self.calls)
+                if index not in self.calls and len(self.calls) >= MAX_CALLS:
+                    raise BadBody(f"more than {MAX_CALLS} tool calls")
                 entry = self.calls.setdefault(index, {"id": "", "name": "", "args": TextSink(self.budget)})
                 if isinstance(part.get("id"), str) and part["id"]:
-                    entry["id"] = str(part["id"])
+                    entry["id"] = str(part["id"])[:256]
                 function = part.get("function")
                 if isinstance(function, dict):
                     if isinstance(function.get("name"), str):
-                        entry["name"] += str(function["name"])[:256]
+                        entry["name"] = (entry["name"] + str(function["name"]))[:256]
                     if isinstance(function.get("arguments"), str):
                         entry["args"].add(function["arguments"])
 
