@@ -138,6 +138,15 @@ def test_allow_truncated_lets_the_scorers_decide(tmp_path, capsys, server, key):
     assert row.outcome == "pass" and row.stop_reason == "length"
 
 
+def test_allow_truncated_changes_the_hash_only_when_set():
+    from canary.config.models import SingleCanary
+
+    base = {"id": "capital", "prompt": "What is the capital of France?", "scorers": [{"contains": {"any": ["Paris"]}}]}
+    assert SingleCanary(**base).content_hash() == "3907d0cadc6f6740"  # as before the field existed
+    assert SingleCanary(**base, allow_truncated=False).content_hash() == "3907d0cadc6f6740"
+    assert SingleCanary(**base, allow_truncated=True).content_hash() != "3907d0cadc6f6740"
+
+
 @pytest.mark.parametrize("wire,stream", WIRES, ids=WIRE_IDS)
 @pytest.mark.parametrize("kind", ["refusal", "content_filter"])
 def test_a_refusal_fails_with_its_text_stored(tmp_path, capsys, server, key, wire, stream, kind):
