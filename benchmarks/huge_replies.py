@@ -40,12 +40,14 @@ def project(root: Path, url: str, wire: str, stream: bool, model: str) -> Path:
     provider = "anthropic" if wire == "anthropic" else "openai_compatible"
     (root / "prompts").mkdir(parents=True)
     (root / "prompts" / "c.yaml").write_text(CANARY)
-    (root / "canary.yaml").write_text(textwrap.dedent(f"""\
+    (root / "canary.yaml").write_text(
+        textwrap.dedent(f"""\
         store: sqlite:///canary.db
         defaults: {{samples: 4, concurrency: 4, timeout_s: 600, stream: {str(stream).lower()}}}
         models:
           - {{id: m, provider: {provider}, model: {model}, base_url: "{url}", api_key_env: BENCH_KEY}}
-        """))
+        """)
+    )
     return root / "canary.yaml"
 
 
@@ -67,7 +69,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000_000)
     args = parser.parse_args()
     faults = {"huge": [SimFault(kind="huge", size=args.size)], "small": []}
-    models = [ModelConfig(id=n, provider="sim", model=n, sim=SimBehaviour(faults=f)) for n, f in faults.items()]
+    models = [
+        ModelConfig(id=n, provider="sim", model=n, sim=SimBehaviour(faults=f)) for n, f in faults.items()
+    ]
     with SimServer(script_from_project(models, [])) as sim, tempfile.TemporaryDirectory() as tmp:
         print(f"answer size {args.size:,} characters, 4 samples at once")
         for wire in ("anthropic", "openai"):

@@ -34,14 +34,30 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
-def _project(tmp_path: Path, server: SimServer, fault: SimFault | None, *, wire: str, stream: bool,
-             samples: int = 1, attempts: int = 3, canary: str = SINGLE, concurrency: int = 8,
-             timeout_s: int = 5) -> Path:
+def _project(
+    tmp_path: Path,
+    server: SimServer,
+    fault: SimFault | None,
+    *,
+    wire: str,
+    stream: bool,
+    samples: int = 1,
+    attempts: int = 3,
+    canary: str = SINGLE,
+    concurrency: int = 8,
+    timeout_s: int = 5,
+) -> Path:
     name = f"m-{wire}-{'s' if stream else 'w'}"
-    config = config_with(remote_model("m", name, server, wire=wire), samples=samples, attempts=attempts,
-                         stream=stream, concurrency=concurrency)
-    path = write_project(tmp_path, config.replace("timeout_s: 5\n", f"timeout_s: {timeout_s}\n"),
-                         {"single.yaml": canary})
+    config = config_with(
+        remote_model("m", name, server, wire=wire),
+        samples=samples,
+        attempts=attempts,
+        stream=stream,
+        concurrency=concurrency,
+    )
+    path = write_project(
+        tmp_path, config.replace("timeout_s: 5\n", f"timeout_s: {timeout_s}\n"), {"single.yaml": canary}
+    )
     script_the_sim(server, path, {name: SimBehaviour(faults=[fault] if fault else [])})
     return path
 
@@ -70,8 +86,9 @@ BAD_IDS = ["html", "array", "null", "missing-fields", "undecodable", "no-closing
 
 @pytest.mark.parametrize("wire,stream", WIRES, ids=WIRE_IDS)
 @pytest.mark.parametrize("fault", BAD_200, ids=BAD_IDS)
-def test_a_200_not_of_the_vendors_shape_is_unavailable_and_retried(tmp_path, capsys, server, key, fault, wire,
-                                                                   stream):
+def test_a_200_not_of_the_vendors_shape_is_unavailable_and_retried(
+    tmp_path, capsys, server, key, fault, wire, stream
+):
     path = _project(tmp_path, server, fault, wire=wire, stream=stream, attempts=2)
     result = _run(capsys, path)
     assert result.code == 0, result.err  # a result, not an alert and not a crash
@@ -97,8 +114,9 @@ def test_a_bad_200_once_then_a_good_answer_passes(tmp_path, capsys, server, key,
 
 
 def test_results_json_shows_the_excerpt(tmp_path, capsys, server, key):
-    path = _project(tmp_path, server, SimFault(kind="malformed", body="null"), wire="anthropic", stream=False,
-                    attempts=0)
+    path = _project(
+        tmp_path, server, SimFault(kind="malformed", body="null"), wire="anthropic", stream=False, attempts=0
+    )
     assert _run(capsys, path).code == 0
     shown = run_cli(capsys, "results", "--config", str(path), "--json")
     [sample] = json.loads(shown.out)
@@ -141,7 +159,11 @@ def test_allow_truncated_lets_the_scorers_decide(tmp_path, capsys, server, key):
 def test_allow_truncated_changes_the_hash_only_when_set():
     from canary.config.models import SingleCanary
 
-    base = {"id": "capital", "prompt": "What is the capital of France?", "scorers": [{"contains": {"any": ["Paris"]}}]}
+    base = {
+        "id": "capital",
+        "prompt": "What is the capital of France?",
+        "scorers": [{"contains": {"any": ["Paris"]}}],
+    }
     assert SingleCanary(**base).content_hash() == "3907d0cadc6f6740"  # as before the field existed
     assert SingleCanary(**base, allow_truncated=False).content_hash() == "3907d0cadc6f6740"
     assert SingleCanary(**base, allow_truncated=True).content_hash() != "3907d0cadc6f6740"
@@ -173,7 +195,9 @@ def test_should_retry_false_on_a_503_makes_one_request(tmp_path, capsys, server,
 
 @pytest.mark.parametrize("wire", ["anthropic", "openai"])
 def test_should_retry_true_on_a_400_is_retried_by_the_policy(tmp_path, capsys, server, key, wire):
-    path = _project(tmp_path, server, SimFault(status=400, times=2, should_retry=True), wire=wire, stream=False)
+    path = _project(
+        tmp_path, server, SimFault(status=400, times=2, should_retry=True), wire=wire, stream=False
+    )
     assert _run(capsys, path).code == 0
     assert sum(server.stats().values()) == 3
     [row] = _rows(tmp_path)
@@ -202,7 +226,8 @@ def test_retry_after_zero_at_concurrency_100_gets_every_sample_through(tmp_path,
               stream: false
               retry: {attempts: 3, backoff_s: [0.05, 0.1, 0.2], jitter: 0.5, max_retry_after_s: 1}
             models:
-            """) + textwrap.indent(remote_model("m", "m-every10", server), "  "),
+            """)
+        + textwrap.indent(remote_model("m", "m-every10", server), "  "),
         {"single.yaml": SINGLE},
     )
     script_the_sim(server, path, {"m-every10": SimBehaviour(faults=[fault])})
@@ -239,8 +264,16 @@ def test_four_100_mb_answers_at_once_stay_within_bounded_memory(tmp_path, server
     size = 100_000_000
     for wire, stream in [("anthropic", True), ("openai", False)]:
         root = tmp_path / f"{wire}-{stream}"
-        path = _project(root, server, SimFault(kind="huge", size=size), wire=wire, stream=stream, samples=4,
-                        concurrency=4, timeout_s=600)
+        path = _project(
+            root,
+            server,
+            SimFault(kind="huge", size=size),
+            wire=wire,
+            stream=stream,
+            samples=4,
+            concurrency=4,
+            timeout_s=600,
+        )
         code = (
             "import resource, sys\n"
             "from canary.cli import main\n"
@@ -254,7 +287,9 @@ def test_four_100_mb_answers_at_once_stay_within_bounded_memory(tmp_path, server
             "sys.exit(code)\n"
         )
         env = {**os.environ, "CANARY_TEST_KEY": KEY, "PYTHONPATH": str(REPO)}
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr
         rss_mb = int(done.stdout.split("RSS_KB")[1].split()[0]) / 1024
         assert rss_mb < 400, rss_mb  # four whole replies would be 400 MB of bytes before any parsing
@@ -332,9 +367,15 @@ def test_a_100_mb_error_body_is_not_read_whole(protocol):
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]
         url = f"http://127.0.0.1:{port}" + ("/v1" if protocol == "openai" else "")
-        model = ResolvedModel(config=ModelConfig(id="x", provider="sim", protocol=protocol, model="x"), samples=1,
-                              concurrency=1, timeout_s=60, stream=False, params={"max_tokens": 8},
-                              retry=RetryPolicy())
+        model = ResolvedModel(
+            config=ModelConfig(id="x", provider="sim", protocol=protocol, model="x"),
+            samples=1,
+            concurrency=1,
+            timeout_s=60,
+            stream=False,
+            params={"max_tokens": 8},
+            retry=RetryPolicy(),
+        )
         provider = build_provider(model, api_key=KEY, base_url=url)
         try:
             await provider.complete(ChatRequest(None, (Message("user", "hi"),)))
