@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 from canary.config.models import MultiTurnCanary, SingleCanary, ToolCallCanary
 from canary.plan import Probe
+from canary.providers.errors import one_line
 from canary.records import (
     Attempt,
     ChatRequest,
+    ChatResponse,
     Message,
     ProviderError,
     SampleResult,
@@ -24,6 +26,14 @@ from canary.records import (
 from canary.retry import call_with_retry
 from canary.scoring.base import ScoreInput
 from canary.textsafe import sanitize_response
+
+TRUNCATED = frozenset({"max_tokens", "length"})  # Anthropic stop_reason, OpenAI finish_reason
+REFUSED = frozenset({"refusal", "content_filter"})
+FAILURE_TEXT = {
+    "truncated": "the reply was cut at max_tokens",
+    "refusal": "the model refused",
+    "empty_output": "the model returned no text",
+}
 
 
 class ScorerCrashed(Exception):
@@ -62,7 +72,28 @@ async def _call(provider, probe: Probe, request: ChatRequest, transcript: Transc
     turn.reply, turn.tool_calls = r.text, list(r.tool_calls)
     turn.input_tokens, turn.output_tokens, turn.latency_s = r.input_tokens, r.output_tokens, r.latency_s
     turn.served_model, turn.stop_reason, turn.fingerprint = r.served_model, r.stop_reason, r.fingerprint
+    if r.cut:
+        turn.cut, turn.reply_chars = True, r.text_chars
+    refusal = refusal_of(r)
+    if refusal is not None:
+        turn.failure, turn.refusal = "refusal", refusal
+    elif r.stop_reason in TRUNCATED and not probe.canary.canary.allow_truncated:
+        turn.failure = "truncated"
     return r
+
+
+def refusal_of(r: ChatResponse) -> str | None:
+    """The refusal text when the model refused (Anthropic `stop_reason: refusal`, OpenAI
+    `finish_reason: content_filter` or a `message.refusal`), else None."""
+    if r.refusal:
+        return r.refusal
+    if r.stop_reason in REFUSED:
+        return r.text
+    return None
+
+
+def _empty(turn: TurnRecord) -> bool:
+    return not turn.reply.strip() and not turn.tool_calls
 
 
 async def converse(provider, probe: Probe) -> Transcript:
@@ -85,8 +116,7 @@ async def converse(provider, probe: Probe) -> Transcript:
             if not response.text.strip() and not response.tool_calls:
                 # An empty assistant turn cannot be sent back (the Messages API rejects it), and
                 # the sample has already failed: stop here rather than invent a reply.
-                if not any(not s.passed for s in turn.scores):
-                    turn.scores.append(ScoreRecord("conversation", False, 0.0, "empty reply"))
+                turn.failure = turn.failure or "empty_output"
                 break
         return t
     if isinstance(canary, SingleCanary):
@@ -134,7 +164,8 @@ def _now() -> datetime:
 
 
 async def run_probe(provider, probe: Probe) -> SampleResult:
-    """One sample, start to finish; never raises for model or scorer trouble."""
+    """One sample, start to finish; never raises for model or scorer trouble, nor for a bug of
+    canary's own: whatever escapes becomes this sample's `harness_error`, never the run's end."""
     started = _now()
     model = probe.model.config
     base = dict(
@@ -146,6 +177,10 @@ async def run_probe(provider, probe: Probe) -> SampleResult:
     except ScorerCrashed as exc:
         return SampleResult(**base, outcome="harness_error", finished_at=_now(), reason=str(exc)[:500],
                             error_code="scorer", error_message=str(exc)[:500])
+    except Exception as exc:  # canary's own bug: this sample records it, the others go on
+        text = one_line(f"canary bug: {type(exc).__name__}: {exc}")
+        return SampleResult(**base, outcome="harness_error", finished_at=_now(), reason=text,
+                            error_code="harness", error_message=text)
     turns = t.turns
     in_tok = sum(turn.input_tokens for turn in turns)
     out_tok = sum(turn.output_tokens for turn in turns)
@@ -168,9 +203,19 @@ async def run_probe(provider, probe: Probe) -> SampleResult:
     result.score = sum(s.score for s in scores) / len(scores) if scores else None
     failed = next((turn for turn in turns if turn.passed is False), None)
     if failed is not None:
+        if failed.failure is None and _empty(failed):
+            failed.failure = "empty_output"  # the scorers failed an empty reply: say so first
         result.outcome = "fail"
         result.failed_turn = failed.index
-        first = next(s for s in failed.scores if not s.passed)
         prefix = f"turn {failed.index}: " if len(turns) > 1 else ""
-        result.reason = f"{prefix}{first.scorer}: {first.reason}"
+        if failed.failure is not None:
+            detail = FAILURE_TEXT[failed.failure]
+            if failed.failure == "refusal" and failed.refusal:
+                detail += f": {one_line(failed.refusal)}"
+            elif failed.failure == "truncated":
+                detail += f" (stop_reason {failed.stop_reason})"
+            result.reason = f"{prefix}{failed.failure}: {detail}"
+        else:
+            first = next(s for s in failed.scores if not s.passed)
+            result.reason = f"{prefix}{first.scorer}: {first.reason}"
     return result

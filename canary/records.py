@@ -71,13 +71,20 @@ class ChatResponse:
     latency_s: float
     request_id: str | None = None
     reasoning: tuple[dict[str, Any], ...] = ()
+    # Bounded reading (canary.providers.body): `text` keeps at most MAX_REPLY_CHARS; `text_chars`
+    # is how long the server's answer really was and `cut` says something was not kept.
+    text_chars: int | None = None
+    cut: bool = False
+    refusal: str | None = None  # the vendor's refusal text (OpenAI `message.refusal`), if any
 
 
 class ProviderError(Exception):
     """One failed attempt, classified. `message` must never contain a secret.
 
-    retryable: a service failure (408/409/429-not-quota/5xx/529/timeout/connection/mid-stream).
-    Otherwise a client or config failure (400/401/403/404/422/quota) that retrying cannot fix."""
+    retryable: a service failure (408/409/429-not-quota/5xx/529/timeout/connection/mid-stream/
+    bad_response): the sample is `unavailable`. Otherwise a client or config failure
+    (400/401/403/404/422/quota) that retrying cannot fix: `error`. Whether canary retries is
+    `retries`: a server's `x-should-retry` header overrides the class either way."""
 
     def __init__(
         self,
@@ -87,6 +94,7 @@ class ProviderError(Exception):
         status: int | None = None,
         code: str = "error",
         retry_after_s: float | None = None,
+        excerpt: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -94,6 +102,13 @@ class ProviderError(Exception):
         self.status = status
         self.code = code
         self.retry_after_s = retry_after_s
+        self.excerpt = excerpt  # capped, redacted start of a body canary could not read (bad_response)
+        self.should_retry: bool | None = None  # the server's x-should-retry, which overrides `retryable`
+
+    @property
+    def retries(self) -> bool:
+        """Whether canary's policy may try again: the server's say-so first, then the class."""
+        return self.retryable if self.should_retry is None else self.should_retry
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,7 @@ class Attempt:
     message: str = ""
     retry_after_s: float | None = None
     turn: int = 1
+    excerpt: str | None = None  # bad_response: the body's first bytes, capped and redacted
 
 
 @dataclass(frozen=True)
@@ -134,9 +150,15 @@ class TurnRecord:
     fingerprint: str | None = None
     scores: list[ScoreRecord] = field(default_factory=list)
     sanitized: bool = False  # some text was altered to be storable (see canary.textsafe)
+    reply_chars: int | None = None  # set when the answer was cut: how long it really was
+    cut: bool = False  # the server sent more than canary keeps (MAX_REPLY_CHARS); `reply` is the prefix
+    refusal: str | None = None  # the refusal text when the model refused
+    failure: str | None = None  # truncated / refusal / empty_output: fails the turn whatever the scorers say
 
     @property
     def passed(self) -> bool | None:
+        if self.failure is not None:
+            return False
         return all(s.passed for s in self.scores) if self.scores else None
 
 

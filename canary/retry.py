@@ -30,11 +30,17 @@ class CallOutcome:
 def retry_delay(policy: RetryPolicy, retry_number: int, retry_after_s: float | None, rand: float) -> float | None:
     """Seconds to wait before retry `retry_number`, or None to give up now.
 
-    A server's retry-after wins over the backoff while it is within the cap; beyond the cap
-    waiting is pointless for a canary, so the caller stops at once. `rand` is in [0, 1)."""
-    if retry_after_s is not None:
-        return retry_after_s if retry_after_s <= policy.max_retry_after_s else None
+    A server's retry-after is a floor while it is within the cap (beyond the cap waiting is
+    pointless for a canary, so the caller stops at once). On top of it comes a random extra of
+    up to `jitter` x the larger of that wait and the policy's backoff for this retry, so that
+    clients told `retry-after: 0` (or 1) do not all come back in the same instant and land
+    together on the next overloaded slot. Without a retry-after: the backoff +- jitter.
+    `rand` is in [0, 1)."""
     base = policy.delay(retry_number)
+    if retry_after_s is not None:
+        if retry_after_s > policy.max_retry_after_s:
+            return None
+        return retry_after_s + rand * policy.jitter * max(retry_after_s, base)
     return max(0.0, base * (1 + policy.jitter * (2 * rand - 1)))
 
 
@@ -47,7 +53,8 @@ async def call_with_retry(
     sleep: Sleep = asyncio.sleep,
     rand: Callable[[], float] = random.random,
 ) -> CallOutcome:
-    """Call until a response, a non-retryable error, or the policy runs out (attempts+1 requests)."""
+    """Call until a response, an error not to retry (by its class, or the server's
+    `x-should-retry: false`), or the policy runs out (attempts+1 requests)."""
     attempts: list[Attempt] = []
     while True:
         number = len(attempts) + 1
@@ -66,9 +73,10 @@ async def call_with_retry(
                     message=error.message,
                     retry_after_s=error.retry_after_s,
                     turn=turn,
+                    excerpt=error.excerpt,
                 )
             )
-            if not error.retryable or number > policy.attempts:
+            if not error.retries or number > policy.attempts:
                 return CallOutcome(None, attempts, error)
             delay = retry_delay(policy, number, error.retry_after_s, rand())
             if delay is None:

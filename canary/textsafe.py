@@ -137,6 +137,8 @@ def _turn(turn: TurnRecord) -> TurnRecord:
         stop_reason=c.optional(turn.stop_reason),
         fingerprint=c.optional(turn.fingerprint),
         scores=[ScoreRecord(c.text(s.scorer), s.passed, s.score, c.text(s.reason)) for s in turn.scores],
+        refusal=c.optional(turn.refusal),
+        failure=c.optional(turn.failure),
     )
     if not c.changed:
         return clean
@@ -145,7 +147,9 @@ def _turn(turn: TurnRecord) -> TurnRecord:
 
 
 def _attempt(c: _Cleaner, attempt: Attempt) -> Attempt:
-    return dataclasses.replace(attempt, code=c.text(attempt.code), message=c.text(attempt.message))
+    return dataclasses.replace(
+        attempt, code=c.text(attempt.code), message=c.text(attempt.message), excerpt=c.optional(attempt.excerpt)
+    )
 
 
 def sanitize_sample(sample: SampleResult) -> SampleResult:
@@ -187,6 +191,7 @@ def sanitize_response(response: ChatResponse) -> tuple[ChatResponse, bool]:
         stop_reason=c.optional(response.stop_reason),
         fingerprint=c.optional(response.fingerprint),
         request_id=c.optional(response.request_id),
+        refusal=c.optional(response.refusal),
         reasoning=tuple(c.value(block) for block in response.reasoning),
     )
     return (clean, True) if c.changed else (response, False)

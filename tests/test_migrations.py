@@ -170,6 +170,7 @@ def test_opening_an_up_to_date_store_does_not_import_alembic(tmp_path: Path) -> 
 
 
 REVISION_0002_TABLES = {"alerts", "alert_events", "notifications", "silences"}
+ADDED_AFTER_0001 = {"attempts": {"excerpt"}}  # columns later revisions added to 0001's tables
 
 
 def _write_at_0001(url: str) -> dict[str, object]:
@@ -195,6 +196,8 @@ def _write_at_0001(url: str) -> dict[str, object]:
 
         def insert(name: str, rows: list[dict[str, object]]) -> None:
             columns = set(tables[name].c.keys())
+            later = ADDED_AFTER_0001.get(name, set())
+            rows = [{k: v for k, v in row.items() if k not in later} for row in rows]
             assert all(set(row) == columns - {"id"} or set(row) == columns for row in rows), name
             conn.execute(tables[name].insert(), rows)
 

@@ -125,9 +125,10 @@ def test_no_retries_policy_makes_one_request(server: SimServer) -> None:
 
 def test_retry_after_is_honoured(server: SimServer) -> None:
     sleep = RecordingSleep()
-    outcome = run(server, "r-ra-short", protocol="openai", sleep=sleep)
+    outcome = run(server, "r-ra-short", protocol="openai", sleep=sleep, rand=lambda: 0.5)
     assert outcome.response is not None
-    assert sleep.delays == [0.25]  # the server's wait, not the backoff, and no jitter
+    # the server's wait (not the 1 ms backoff) plus jitter: 0.5 x 50% x max(0.25 s, 1 ms)
+    assert sleep.delays == pytest.approx([0.25 + 0.0625])
     assert outcome.attempts[0].retry_after_s == 0.25
     assert server.stats() == {"r-ra-short": 2}
 
@@ -165,6 +166,11 @@ def test_retry_delay() -> None:
     assert retry_delay(policy, 2, None, 0.0) == 15.0
     assert retry_delay(policy, 2, None, 1.0) == 25.0
     assert retry_delay(policy, 3, None, 0.5) == 40.0
-    assert retry_delay(policy, 1, 60.0, 0.9) == 60.0
-    assert retry_delay(policy, 1, 0.0, 0.9) == 0.0
+    # A retry-after is a floor with jitter on top: up to jitter x max(retry-after, backoff).
+    assert retry_delay(policy, 1, 60.0, 0.0) == 60.0
+    assert retry_delay(policy, 1, 60.0, 0.9) == pytest.approx(60.0 + 0.9 * 0.25 * 60.0)
     assert retry_delay(policy, 1, 60.5, 0.9) is None
+    # retry-after: 0 still spreads the retries over the policy's jitter window
+    assert retry_delay(policy, 1, 0.0, 0.0) == 0.0
+    assert retry_delay(policy, 1, 0.0, 0.9) == pytest.approx(0.9 * 0.25 * 10.0)
+    assert len({retry_delay(policy, 2, 0.0, r / 10) for r in range(10)}) == 10

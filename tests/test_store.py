@@ -17,6 +17,7 @@ from canary.sim import SimServer
 from canary.store import SampleRow, SampleWriter, Store
 from canary.store.alerting import lock_for_check
 from canary.store.engine import Timeouts, parse_url
+from canary.store.schema import HEAD_REVISION
 from canary.store.schema import attempts as attempts_table
 from canary.store.schema import samples as samples_table
 from tests.cli_helpers import config_with, remote_model, run_cli, script_the_sim
@@ -721,10 +722,10 @@ def test_store_mapping_in_canary_yaml_is_validated(tmp_path: Path, capsys: pytes
     assert "canary.yaml:1" in result.err and "lock_timeout" in result.err
 
 
-# --------------------------------------------------------------------------- migration 0003_h4 (notification outcomes)
+# --------------------------------------------------------------------------- migration 0005 (notification outcomes)
 
 
-def test_migration_0003_keeps_queued_notifications_and_allows_failed(store_url: str) -> None:
+def test_migration_0005_keeps_queued_notifications_and_allows_failed(store_url: str) -> None:
     from alembic import command
 
     from canary.store import migrate as store_migrate
@@ -733,13 +734,13 @@ def test_migration_0003_keeps_queued_notifications_and_allows_failed(store_url: 
     now = datetime(2026, 6, 1, 12, tzinfo=UTC)
     with Store.open(store_url, migrate=True) as store:
         with store.engine.begin() as conn:
-            command.downgrade(store_migrate.alembic_config(conn), "0002")
-        with store.engine.begin() as conn:  # a 0002 outbox row, as the previous canary wrote it
+            command.downgrade(store_migrate.alembic_config(conn), "0004")
+        with store.engine.begin() as conn:  # a 0004 outbox row, as the previous canary wrote it
             conn.exec_driver_sql(
                 "INSERT INTO notifications (message_id, channel, payload, status, created_at, attempts) "
                 "VALUES ('m1', 'slack', '{}', 'queued', '2026-06-01 12:00:00', 2)"
             )
-        assert store.upgrade() == ("0002", "0003_h4")
+        assert store.upgrade() == ("0004", HEAD_REVISION)
         [row] = queued(store)
         assert (row.message_id, row.attempts, row.next_attempt_at, row.first_attempt_at) == (
             "m1",
@@ -753,7 +754,7 @@ def test_migration_0003_keeps_queued_notifications_and_allows_failed(store_url: 
             conn.execute(sa.text("UPDATE notifications SET status = 'failed' WHERE message_id = 'm2'"))
         assert [r.message_id for r in failed(store)] == ["m2"]
         with store.engine.begin() as conn:  # and back: an older canary would retry it
-            command.downgrade(store_migrate.alembic_config(conn), "0002")
+            command.downgrade(store_migrate.alembic_config(conn), "0004")
         with store.engine.connect() as conn:
             statuses = dict(conn.execute(sa.text("SELECT message_id, status FROM notifications")).all())
         assert statuses == {"m1": "queued", "m2": "queued"}

@@ -57,15 +57,23 @@ class SimFault(Strict):
     """A scripted failure. With `times`, the first N matching requests fail; otherwise each
     matching request fails with probability `rate`. `from`/`to` limit it to simulated days."""
 
-    kind: Literal["status", "quota", "timeout", "mid_stream", "empty", "bad_tool_args", "huge",
-                  "odd_text"] = "status"
+    kind: Literal[
+        "status", "quota", "timeout", "mid_stream", "empty", "bad_tool_args", "huge",
+        # a 200 that is not the vendor's shape, and answers that stop early (issue 8, parts 1-3, 5)
+        "malformed", "html", "no_stop", "truncated", "refusal", "content_filter",
+        "odd_text",  # text that cannot be stored as sent (issue 8, part 4)
+    ] = "status"  # fmt: skip
     status: Annotated[int, Field(ge=400, le=599)] = 529
     times: Annotated[int, Field(ge=1)] | None = None
     rate: Annotated[float, Field(ge=0, le=1)] = 1.0
     retry_after_s: Annotated[float, Field(ge=0)] | None = None
     from_day: date | None = Field(None, alias="from")
     to_day: date | None = Field(None, alias="to")
-    size: Annotated[int, Field(ge=1)] = 1_000_000  # for kind: huge, characters in the answer
+    size: Annotated[int, Field(ge=1)] = 1_000_000  # for kind: huge, characters in the answer (sent lazily)
+    # kind: malformed - which 200 body: `[]`, `null`, an object missing required fields, or bytes not UTF-8
+    body: Literal["array", "null", "missing_fields", "undecodable"] = "array"
+    every: Annotated[int, Field(ge=1)] | None = None  # fire on every Nth matching request (per model)
+    should_retry: bool | None = None  # send `x-should-retry: true|false` with this fault's response
     # for kind: odd_text, what the answer, tool arguments and served model carry (canary.sim.oddtext)
     variant: Literal["surrogate", "nul", "invalid_utf8", "bidi", "tool_name", "huge_usage"] = "surrogate"
 
@@ -373,6 +381,9 @@ class CanaryBase(Strict):
     system: str | None = None
     scorers: Annotated[list[dict[str, Any]], Field(min_length=1)]
     sim: SimAnswers | None = None
+    # A reply cut at max_tokens (stop_reason max_tokens / finish_reason length) fails with
+    # reason `truncated` unless this is true; then it is judged by the scorers like any other.
+    allow_truncated: bool = False
 
     @field_validator("scorers")
     @classmethod
@@ -384,7 +395,11 @@ class CanaryBase(Strict):
 
     def content_hash(self) -> str:
         """Hash of what is sent and how it is judged: editing either starts a new series."""
-        payload = self.model_dump(mode="json", exclude={"description", "tags", "samples", "sim", "id"})
+        payload = self.model_dump(
+            mode="json", exclude={"description", "tags", "samples", "sim", "id", "allow_truncated"}
+        )
+        if self.allow_truncated:  # only when set, so existing canaries keep their hash
+            payload["allow_truncated"] = True
         text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

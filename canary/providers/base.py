@@ -101,7 +101,39 @@ def http_client(sdk: ModuleType, model: ResolvedModel, base_url: str) -> Any:
         limits=httpx2.Limits(max_connections=model.concurrency, max_keepalive_connections=model.concurrency),
         timeout=model.timeout_s,
         trust_env=not is_loopback(host),
+        event_hooks={"response": [cap_error_body]},
     )
+
+
+MAX_ERROR_BODY = 65_536  # bytes of an error response (status >= 400) read; the SDKs would read it all
+
+
+async def cap_error_body(response: Any) -> None:
+    """The SDKs read a whole error body into memory before raising; a server answering 503 with
+    100 MB must not cost 100 MB, so only the first MAX_ERROR_BODY bytes are ever read."""
+    if response.status_code >= 400:
+        response.stream = _capped_stream(response.stream, MAX_ERROR_BODY)
+
+
+def _capped_stream(inner: Any, limit: int) -> Any:
+    """An httpx2 async byte stream that ends after `limit` bytes."""
+    import httpx2
+
+    class CappedStream(httpx2.AsyncByteStream):
+        async def __aiter__(self) -> Any:
+            seen = 0
+            async for chunk in inner:
+                chunk = chunk[: limit - seen]
+                seen += len(chunk)
+                if chunk:
+                    yield chunk
+                if seen >= limit:
+                    break
+
+        async def aclose(self) -> None:
+            await inner.aclose()
+
+    return CappedStream()
 
 
 def is_loopback(host: str) -> bool:

@@ -26,6 +26,10 @@ MAX_MESSAGE = 200
 _KEYLIKE = re.compile(r"\b(?:sk|pk|rk)[-_](?=[\w\-.]*[\d*])[\w\-*.]{6,}|\bBearer\s+\S+", re.IGNORECASE)
 
 
+class BadBody(Exception):
+    """A 200 body canary cannot read as the vendor's reply; `args[0]` says why in a few words."""
+
+
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Remove the given secrets and anything shaped like an API key from `text`."""
     return _KEYLIKE.sub("[redacted]", _without(text, secrets))
@@ -115,18 +119,43 @@ def from_status(
         retryable, machine = False, "quota"
     label = vendor if machine == vendor else f"{machine} ({detail or vendor})"
     text = f"HTTP {status} {label}" + (f": {message}" if message else "")
-    return ProviderError(
+    error = ProviderError(
         one_line(text, secrets),
         retryable=retryable,
         status=status,
         code=short_code(machine, secrets),
-        retry_after_s=parse_retry_after(headers) if retryable else None,
     )
+    error.should_retry = should_retry(headers)
+    if error.retries:
+        error.retry_after_s = parse_retry_after(headers)
+    return error
+
+
+def should_retry(headers: Mapping[str, str] | None) -> bool | None:
+    """The server's `x-should-retry: true|false`, obeyed over the status as both SDKs do."""
+    value = (headers or {}).get("x-should-retry")
+    if value is None:
+        return None
+    value = value.strip().lower()
+    return True if value == "true" else False if value == "false" else None
 
 
 def mid_stream(what: str, secrets: Iterable[str | None] = ()) -> ProviderError:
     """A failure after the 200 arrived: the service broke, so it is always retryable."""
     return ProviderError(one_line(f"mid-stream {what}", secrets), retryable=True, status=200, code="mid_stream")
+
+
+def bad_response(what: str, excerpt: str | None, secrets: Iterable[str | None] = ()) -> ProviderError:
+    """A 200 whose body is not the vendor's shape (HTML from a proxy, `[]`, `null`, missing fields,
+    undecodable bytes, a stream without its closing event): the service is broken, so retryable.
+    `excerpt` is already capped and redacted (canary.providers.body.Excerpt)."""
+    return ProviderError(
+        one_line(f"bad response: {what}", secrets),
+        retryable=True,
+        status=200,
+        code="bad_response",
+        excerpt=excerpt,
+    )
 
 
 def classify(
@@ -146,6 +175,8 @@ def classify(
         exc.message = one_line(exc.message, secrets)
         exc.args = (exc.message,)
         return exc
+    if isinstance(exc, BadBody):  # the adapters attach an excerpt; this is the safety net
+        return bad_response(str(exc), None, secrets)
     status = getattr(exc, "status_code", None)
     if isinstance(exc, sdk.APIStatusError) and isinstance(status, int) and status >= 400 and not after_200:
         return from_status(status, exc.body, exc.response.headers, secrets)
@@ -168,7 +199,9 @@ def classify(
         return ProviderError(
             one_line(f"connection error ({_cause_name(exc)})", secrets), retryable=True, code="connection"
         )
-    if isinstance(exc, sdk.APIResponseValidationError | json.JSONDecodeError | UnicodeDecodeError) or _is_validation(exc):
+    if isinstance(
+        exc, sdk.APIResponseValidationError | json.JSONDecodeError | UnicodeDecodeError
+    ) or _is_validation(exc):
         # An answer we cannot read is the service misbehaving, not the request being wrong.
         return ProviderError(
             one_line(f"undecodable response ({type(exc).__name__})", secrets),

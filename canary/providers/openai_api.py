@@ -6,10 +6,26 @@ from typing import Any
 
 from canary.config.models import ResolvedModel
 from canary.providers.base import arguments_json, split_params, tool_call
-from canary.providers.errors import mid_stream
+from canary.providers.body import (
+    Budget,
+    Excerpt,
+    SseEvent,
+    TextSink,
+    any_cut,
+    count,
+    full_length,
+    kind_of,
+    need,
+    read_json,
+    read_sse,
+    text_or_empty,
+    text_or_none,
+)
+from canary.providers.errors import BadBody, error_fields
 from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
 
+MAX_CALLS = 256  # tool calls in one reply: a real one has a handful
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # explicit, so OPENAI_BASE_URL cannot redirect the key
 NATIVE = {"max_tokens": "max_tokens", "temperature": "temperature", "top_p": "top_p",
           "stop": "stop", "stop_sequences": "stop"}  # fmt: skip
@@ -36,7 +52,11 @@ def to_messages(system: str | None, messages: tuple[Message, ...]) -> list[dict[
             entry: dict[str, Any] = {"role": "assistant", "content": msg.text or None}
             if msg.tool_calls:
                 entry["tool_calls"] = [
-                    {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments_json(c)}}
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": arguments_json(c)},
+                    }
                     for c in msg.tool_calls
                 ]
             out.append(entry)
@@ -48,57 +68,123 @@ def to_messages(system: str | None, messages: tuple[Message, ...]) -> list[dict[
 
 
 class StreamAccumulator:
-    """Builds the answer from chunks; tool arguments stay raw text until the end."""
+    """Builds the answer from parsed chunks; tool arguments stay raw text until the end. Text,
+    refusal and arguments are kept within one `Budget`; a chunk not of the API's shape raises BadBody."""
 
     def __init__(self) -> None:
-        self.text: list[str] = []
+        self.budget = Budget()
+        self.text = TextSink(self.budget)
+        self.refusal = TextSink(self.budget)
         self.calls: dict[int, dict[str, Any]] = {}
         self.input_tokens = 0
         self.output_tokens = 0
         self.model: str | None = None
         self.fingerprint: str | None = None
         self.stop_reason: str | None = None
+        self.done = False  # `data: [DONE]` seen
 
-    def feed(self, chunk: Any) -> None:
-        self.model = getattr(chunk, "model", None) or self.model
-        self.fingerprint = getattr(chunk, "system_fingerprint", None) or self.fingerprint
-        usage = getattr(chunk, "usage", None)
-        if usage is not None:
-            self.input_tokens = getattr(usage, "prompt_tokens", 0) or 0
-            self.output_tokens = getattr(usage, "completion_tokens", 0) or 0
-        for choice in getattr(chunk, "choices", None) or []:
-            if getattr(choice, "index", 0) != 0:
+    def feed(self, event: SseEvent) -> None:
+        if event.done:
+            self.done = True
+            return
+        chunk = event.data
+        if not isinstance(chunk, dict):
+            raise BadBody(f"chunk is {kind_of(chunk)}, not an object")
+        if chunk.get("error") or event.event == "error":
+            _type, code, _detail, message = error_fields(chunk)
+            label = _type or code or "error"
+            raise ProviderErrorInStream(f"{label}" + (f": {message}" if message else ""))
+        self.model = text_or_none(chunk.get("model")) or self.model
+        self.fingerprint = text_or_none(chunk.get("system_fingerprint")) or self.fingerprint
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.input_tokens = count(usage.get("prompt_tokens"))
+            self.output_tokens = count(usage.get("completion_tokens"))
+        choices = chunk.get("choices", [])
+        if not isinstance(choices, list):
+            raise BadBody("chunk has a malformed `choices`")
+        for choice in choices:
+            if not isinstance(choice, dict):
+                raise BadBody("chunk has a malformed choice")
+            if choice.get("index", 0) != 0:
                 continue
-            self.stop_reason = getattr(choice, "finish_reason", None) or self.stop_reason
-            delta = choice.delta
+            self.stop_reason = text_or_none(choice.get("finish_reason")) or self.stop_reason
+            delta = choice.get("delta")
             if delta is None:
                 continue
-            if getattr(delta, "content", None):
-                self.text.append(delta.content)
-            for part in getattr(delta, "tool_calls", None) or []:
-                index = part.index if part.index is not None else len(self.calls)
-                entry = self.calls.setdefault(index, {"id": "", "name": "", "args": []})
-                if part.id:
-                    entry["id"] = part.id
-                function = part.function
-                if function is not None:
-                    if function.name:
-                        entry["name"] += function.name
-                    if function.arguments:
-                        entry["args"].append(function.arguments)
+            if not isinstance(delta, dict):
+                raise BadBody("choice has a malformed `delta`")
+            if isinstance(delta.get("content"), str):
+                self.text.add(delta["content"])
+            if isinstance(delta.get("refusal"), str):
+                self.refusal.add(delta["refusal"])
+            parts = delta.get("tool_calls") or []
+            if not isinstance(parts, list):
+                raise BadBody("delta has a malformed `tool_calls`")
+            for part in parts:
+                if not isinstance(part, dict):
+                    raise BadBody("delta has a malformed tool call")
+                index = part["index"] if isinstance(part.get("index"), int) else len(self.calls)
+                if index not in self.calls and len(self.calls) >= MAX_CALLS:
+                    raise BadBody(f"more than {MAX_CALLS} tool calls")
+                entry = self.calls.setdefault(index, {"id": "", "name": "", "args": TextSink(self.budget)})
+                if isinstance(part.get("id"), str) and part["id"]:
+                    entry["id"] = str(part["id"])[:256]
+                function = part.get("function")
+                if isinstance(function, dict):
+                    if isinstance(function.get("name"), str):
+                        entry["name"] = (entry["name"] + str(function["name"]))[:256]
+                    if isinstance(function.get("arguments"), str):
+                        entry["args"].add(function["arguments"])
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
-        return tuple(tool_call(c["id"], c["name"], "".join(c["args"])) for _, c in sorted(self.calls.items()))
+        return tuple(tool_call(c["id"], c["name"], c["args"].value()) for _, c in sorted(self.calls.items()))
+
+    def cut(self) -> bool:
+        return self.text.cut or self.refusal.cut or any(c["args"].cut for c in self.calls.values())
 
 
-def _tool_calls_of(message: Any) -> tuple[ToolCall, ...]:
+class ProviderErrorInStream(Exception):
+    """An error chunk inside a 200 stream: the service broke mid-answer."""
+
+
+def _tool_calls_of(message: dict[str, Any]) -> tuple[ToolCall, ...]:
     calls = []
-    for call in getattr(message, "tool_calls", None) or []:
-        function = getattr(call, "function", None)
-        if function is None:
-            continue
-        calls.append(tool_call(call.id, function.name, function.arguments or ""))
+    raw_calls = message.get("tool_calls") or []
+    if not isinstance(raw_calls, list):
+        raise BadBody("message has a malformed `tool_calls`")
+    for call in raw_calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            raise BadBody("message has a malformed tool call")
+        name = need(function, "name", str, "tool call function")
+        args = function.get("arguments")
+        calls.append(tool_call(text_or_empty(call.get("id")), name, args if isinstance(args, str) else ""))
     return tuple(calls)
+
+
+def completion_of(body: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(completion, first choice, its message) checked for the fields canary reads; BadBody otherwise."""
+    if not isinstance(body, dict):
+        raise BadBody(f"body is {kind_of(body)}, not a chat completion object")
+    if body.get("error"):
+        _type, code, _detail, message = error_fields(body)
+        raise BadBody(
+            f"an error body with status 200: {_type or code or 'error'}" + (f": {message}" if message else "")
+        )
+    choices = need(body, "choices", list, "completion")
+    if not choices:
+        raise BadBody("completion has no choices")
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise BadBody("completion.choices[0] is not an object")
+    message = need(choice, "message", dict, "choices[0]")
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        raise BadBody("choices[0].message has a malformed `content`")
+    if "finish_reason" not in choice:
+        raise BadBody("choices[0] lacks finish_reason")
+    return body, choice, message
 
 
 class OpenAIProvider(SdkProvider):
@@ -115,7 +201,12 @@ class OpenAIProvider(SdkProvider):
         import openai
 
         super().__init__(
-            model, api_key, sdk=openai, client_class=openai.AsyncOpenAI, base_url=base_url, default_url=DEFAULT_BASE_URL,
+            model,
+            api_key,
+            sdk=openai,
+            client_class=openai.AsyncOpenAI,
+            base_url=base_url,
+            default_url=DEFAULT_BASE_URL,
             extra_headers=extra_headers,
         )
         # The SDK fills these from OPENAI_ADMIN_KEY / OPENAI_ORG_ID / OPENAI_PROJECT_ID; only the
@@ -134,7 +225,10 @@ class OpenAIProvider(SdkProvider):
         }
         if request.tools:
             kwargs["tools"] = [
-                {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                {
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                }
                 for t in request.tools
             ]
         if self._extra_body:
@@ -142,39 +236,58 @@ class OpenAIProvider(SdkProvider):
         return kwargs
 
     async def _whole(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse:
-        # The streaming-response wrapper returns at the headers, so a body cut short is told apart.
+        # The streaming-response wrapper returns at the headers; canary reads the body itself,
+        # with bounded memory (canary.providers.body), and checks its shape.
         async with self._client.chat.completions.with_streaming_response.create(**kwargs) as raw:
             progress.after_200 = True
-            completion = await raw.parse()
-        choices = getattr(completion, "choices", None) or []
-        choice = choices[0] if choices else None
-        message = getattr(choice, "message", None)
-        usage = getattr(completion, "usage", None)
+            excerpt = Excerpt()
+            try:
+                completion, choice, message = completion_of(await read_json(raw.iter_bytes(), excerpt))
+                calls = _tool_calls_of(message)
+            except BadBody as exc:
+                raise self.bad(str(exc), excerpt) from None
+            request_id = raw.headers.get("x-request-id")
+        usage = completion.get("usage") if isinstance(completion.get("usage"), dict) else {}
+        text = text_or_empty(message.get("content"))
+        refusal = text_or_none(message.get("refusal"))
         return ChatResponse(
-            text=(getattr(message, "content", None) or "") if message is not None else "",
-            tool_calls=_tool_calls_of(message) if message is not None else (),
-            input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            output_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            served_model=getattr(completion, "model", None),
-            stop_reason=getattr(choice, "finish_reason", None),
-            fingerprint=getattr(completion, "system_fingerprint", None),
+            text=str(text),
+            tool_calls=calls,
+            input_tokens=count(usage.get("prompt_tokens")),
+            output_tokens=count(usage.get("completion_tokens")),
+            served_model=text_or_none(completion.get("model")),
+            stop_reason=text_or_none(choice.get("finish_reason")),
+            fingerprint=text_or_none(completion.get("system_fingerprint")),
             latency_s=progress.elapsed(),
-            request_id=raw.request_id,
+            request_id=request_id,
+            text_chars=full_length(text),
+            cut=any_cut(message),
+            refusal=refusal or None,
         )
 
     async def _streamed(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse:
-        stream = await self._client.chat.completions.create(
-            **kwargs, stream=True, stream_options={"include_usage": True}
-        )
-        progress.after_200 = True
-        acc = StreamAccumulator()
-        async with stream:
-            async for chunk in stream:
-                acc.feed(chunk)
-        if acc.stop_reason is None:
-            raise mid_stream("end of stream before a finish_reason")
+        options = {"include_usage": True}
+        create = self._client.chat.completions.with_streaming_response.create
+        async with create(**kwargs, stream=True, stream_options=options) as raw:
+            progress.after_200 = True
+            excerpt = Excerpt()
+            acc = StreamAccumulator()
+            try:
+                async for event in read_sse(raw.iter_bytes(), excerpt, raw.headers.get("content-type")):
+                    acc.feed(event)
+                    if acc.done:
+                        break
+                if acc.stop_reason is None:
+                    raise BadBody("stream ended before a finish_reason")
+            except BadBody as exc:
+                raise self.bad(str(exc), excerpt) from None
+            except ProviderErrorInStream as exc:
+                raise self.mid_stream(str(exc)) from None
+            request_id = raw.headers.get("x-request-id")
+        text = acc.text.value()
+        refusal = acc.refusal.value()
         return ChatResponse(
-            text="".join(acc.text),
+            text=str(text),
             tool_calls=acc.tool_calls(),
             input_tokens=acc.input_tokens,
             output_tokens=acc.output_tokens,
@@ -182,5 +295,8 @@ class OpenAIProvider(SdkProvider):
             stop_reason=acc.stop_reason,
             fingerprint=acc.fingerprint,
             latency_s=progress.elapsed(),
-            request_id=stream.response.headers.get("x-request-id"),
+            request_id=request_id,
+            text_chars=full_length(text),
+            cut=acc.cut(),
+            refusal=str(refusal) or None,
         )

@@ -10,8 +10,9 @@ from typing import Any
 
 from canary.config.models import ResolvedModel
 from canary.providers.base import PLACEHOLDER_KEY, check_params, http_client
-from canary.providers.errors import classify
-from canary.records import ChatRequest, ChatResponse
+from canary.providers.body import Excerpt
+from canary.providers.errors import bad_response, classify, mid_stream
+from canary.records import ChatRequest, ChatResponse, ProviderError
 
 
 class Progress:
@@ -82,6 +83,13 @@ class SdkProvider(ABC):
                 raise
         # Raised outside the handler so the SDK exception (whose text may echo a key) is not chained.
         raise error
+
+    def bad(self, what: str, excerpt: Excerpt) -> ProviderError:
+        """A 200 whose body is not the vendor's shape, with the body's start (redacted) kept."""
+        return bad_response(what, excerpt.text((self._key,)), (self._key,))
+
+    def mid_stream(self, what: str) -> ProviderError:
+        return mid_stream(what, (self._key,))
 
     @abstractmethod
     def _request_kwargs(self, request: ChatRequest) -> dict[str, Any]: ...

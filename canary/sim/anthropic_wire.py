@@ -12,7 +12,7 @@ from canary.sim.request import SimRequest, WireError, as_int
 from canary.sim.state import Effective
 from canary.sim.wire import block_text, dumps, new_id, text_len
 
-STOP_REASONS = {"end": "end_turn", "tool": "tool_use", "length": "max_tokens"}
+STOP_REASONS = {"end": "end_turn", "tool": "tool_use", "length": "max_tokens", "refusal": "refusal", "filtered": "refusal"}
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 from datetime import UTC, date, datetime
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from canary.config.models import SimFault
 from canary.errors import SetupError
-from canary.sim import oddtext
+from canary.sim import badbody, oddtext
 from canary.sim.anthropic_wire import AnthropicWire
 from canary.sim.openai_wire import OpenAIWire
 from canary.sim.replies import faulty, finish, scripted
@@ -29,6 +30,9 @@ DAY_HEADER = "x-canary-sim-day"
 HOLD_S = 3600.0  # a `timeout` fault holds the request this long (or until shutdown / disconnect)
 MAX_WRITES = 4  # a paced stream is written in at most this many bursts
 CONTENT_FAULTS = ("empty", "huge", "bad_tool_args")
+# issue 8: answers that stop early, and 200s that are not the vendor's shape
+STOP_FAULTS = ("truncated", "refusal", "content_filter")
+BODY_FAULTS = ("malformed", "html")
 JSON = "application/json"
 
 
@@ -84,8 +88,10 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def error_response(wire: Wire, status: int, body: dict, retry_after_s: float | None = None) -> web.Response:
-    headers = {wire.request_id_header: new_id("req_sim_")}
+def error_response(
+    wire: Wire, status: int, body: dict, retry_after_s: float | None = None, extra: dict[str, str] | None = None
+) -> web.Response:
+    headers = {wire.request_id_header: new_id("req_sim_"), **(extra or {})}
     if retry_after_s is not None:
         if not math.isfinite(retry_after_s):  # `retry_after_s: .inf`: a server sending "retry-after: inf"
             headers["retry-after"] = "inf"
@@ -127,28 +133,37 @@ async def model_call(request: web.Request, wire: Wire) -> web.StreamResponse:
     fault = state.pick_fault(req.model, behaviour, day)
     if fault is not None and fault.kind in ("status", "quota", "timeout"):
         return await failure(request, wire, fault)
+    kind = fault.kind if fault is not None else None
+    headers = {wire.request_id_header: new_id("req_sim_"), **badbody.retry_header(fault)}
+    if fault is not None and kind in BODY_FAULTS:
+        return await badbody.respond(request, wire, fault, req, eff, headers)
     rule = state.rule(req.first_user_text)
-    if fault is not None and fault.kind in CONTENT_FAULTS:
-        content = faulty(fault, req, rule)
-    else:
+    if fault is None or kind not in CONTENT_FAULTS + STOP_FAULTS or kind == "truncated":
         key = rule.key if rule is not None else ""
         content = scripted(
             req, rule, lambda: state.roll(req.model, behaviour, day, key, eff.quality), eff.forget_after_turn
         )
-    odd = fault if fault is not None and fault.kind == "odd_text" else None
+    if fault is not None and kind in CONTENT_FAULTS + STOP_FAULTS:
+        content = faulty(fault, req, rule, content if kind == "truncated" else None)
+    odd = fault if kind == "odd_text" else None
     if odd is not None:
         content, eff = oddtext.content(odd, content), oddtext.effective(odd, eff, req.model)
     reply = finish(content, req, eff)
     if odd is not None:
         reply = oddtext.reply(odd, reply)
-    broken = fault is not None and fault.kind == "mid_stream"
-    headers = {wire.request_id_header: new_id("req_sim_")}
-    if odd is not None:
         headers[wire.request_id_header] += oddtext.REQUEST_ID_SUFFIX
+    if kind == "huge" and fault is not None:  # the answer is written lazily: count what will be sent
+        reply = dataclasses.replace(reply, output_tokens=math.ceil(fault.size / 4 * eff.token_inflation))
+    broken = kind == "mid_stream"
     if req.stream:
         frames = wire.frames(reply, req, eff, broken=broken)
         if odd is not None:
             frames = [oddtext.encode(f) for f in frames]
+        if kind == "no_stop":
+            frames = badbody.without_closing(frames)
+        if kind == "huge":
+            assert fault is not None
+            return await badbody.huge_stream(request, frames, fault.size, headers)
         return await stream(request, frames, eff.latency_s, headers, close=broken)
     if eff.latency_s:
         await asyncio.sleep(eff.latency_s)
@@ -157,18 +172,24 @@ async def model_call(request: web.Request, wire: Wire) -> web.StreamResponse:
         payload = oddtext.encode(payload)
     if broken:
         return await truncated(request, payload, headers)
+    if kind == "no_stop":  # a whole-looking body that ends half way (Content-Length matches)
+        return web.Response(body=payload[: len(payload) // 2], content_type=JSON, headers=headers)
+    if kind == "huge":
+        assert fault is not None
+        return await badbody.huge_whole(request, payload, fault.size, headers)
     return web.Response(body=payload, content_type=JSON, headers=headers)
 
 
 async def failure(request: web.Request, wire: Wire, fault: SimFault) -> web.StreamResponse:
+    extra = badbody.retry_header(fault)
     if fault.kind == "quota":
-        return error_response(wire, 429, wire.quota(), fault.retry_after_s)
+        return error_response(wire, 429, wire.quota(), fault.retry_after_s, extra)
     if fault.kind == "timeout":
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(request.app[CLOSING].wait(), HOLD_S)
         return error_response(wire, 503, wire.error(503, "simulator shutting down"))
     message = {529: "Overloaded", 429: "Rate limited (simulated)"}.get(fault.status, f"Simulated error {fault.status}")
-    return error_response(wire, fault.status, wire.error(fault.status, message), fault.retry_after_s)
+    return error_response(wire, fault.status, wire.error(fault.status, message), fault.retry_after_s, extra)
 
 
 async def stream(

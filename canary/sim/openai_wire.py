@@ -13,7 +13,7 @@ from canary.sim.request import SimRequest, WireError, as_int
 from canary.sim.state import Effective
 from canary.sim.wire import block_text, dumps, new_id, text_len
 
-FINISH_REASONS = {"end": "stop", "tool": "tool_calls", "length": "length"}
+FINISH_REASONS = {"end": "stop", "tool": "tool_calls", "length": "length", "refusal": "stop", "filtered": "content_filter"}
 DEFAULT_FINGERPRINT = "fp_sim"
 SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 ERRORS: dict[int, tuple[str, str | None]] = {  # status -> (type, code)
@@ -87,6 +87,8 @@ class OpenAIWire:
 
     def response(self, reply: Reply, req: SimRequest, eff: Effective) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+        if reply.stop == "refusal":  # the API's refusal shape: no content, the text in `refusal`
+            message["content"], message["refusal"] = None, reply.text
         if reply.call_name is not None:
             message["content"] = reply.text or None
             message["tool_calls"] = [_tool_call(reply)]
@@ -112,7 +114,8 @@ class OpenAIWire:
             ]
         else:
             out = [chunk({"role": "assistant", "content": "", "refusal": None})]
-            deltas = [{"content": p} for p in pieces(reply.text, 8, 24)]
+            field = "refusal" if reply.stop == "refusal" else "content"
+            deltas = [{field: p} for p in pieces(reply.text, 8, 24)]
         for delta in deltas:
             out.append(chunk(delta))
             if broken:

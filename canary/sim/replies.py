@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
 from canary.config.models import SimCall, SimFault
@@ -17,7 +16,9 @@ from canary.sim.state import Effective
 WRONG = "I am not sure."
 HUGE_PATTERN = "The quick brown fox jumps over the lazy dog — ünïcødé ✓ 日本語. "
 
-Stop = Literal["end", "tool", "length"]
+Stop = Literal["end", "tool", "length", "refusal", "filtered"]
+REFUSAL = "I can't help with that request."  # kind: refusal / content_filter
+HUGE_MARK = "@@canary-huge@@"  # stands in for a huge answer, streamed lazily by the app
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Content:
     call_name: str | None = None
     raw_arguments: str | None = None  # the call's arguments as sent; invalid JSON on purpose for bad_tool_args
     unlimited: bool = False  # huge answers ignore max_tokens: they exist to test size handling
+    stop: Stop | None = None  # a fault's own stop reason (truncated, refusal, content_filter)
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,21 @@ def scripted(
     return Content(answers.answer if correct() else (answers.wrong or WRONG))
 
 
-def faulty(fault: SimFault, req: SimRequest, rule: SimRule | None) -> Content:
-    """The payload of a 200-with-bad-content fault (empty, huge, bad_tool_args)."""
+def faulty(fault: SimFault, req: SimRequest, rule: SimRule | None, answer: Content | None = None) -> Content:
+    """The payload of a 200-with-bad-content fault (empty, huge, bad_tool_args, truncated,
+    refusal, content_filter). `answer` is what the model would have said (for truncated)."""
     if fault.kind == "huge":
-        return Content(huge_text(fault.size), unlimited=True)
+        return Content(HUGE_MARK, unlimited=True)
     if fault.kind == "bad_tool_args":
         spec = rule.answers.call if rule is not None else None
         name = spec.name if spec else (req.tool_names[0] if req.tool_names else "tool")
         return Content(call_name=name, raw_arguments=broken_json(spec.arguments if spec else {}))
+    if fault.kind == "truncated":  # the whole answer, then stopped at max_tokens as if cut there
+        return Content((answer.text if answer is not None else "") or WRONG, stop="length")
+    if fault.kind == "refusal":
+        return Content(REFUSAL, stop="refusal")
+    if fault.kind == "content_filter":
+        return Content(REFUSAL, stop="filtered")
     return Content("")
 
 
@@ -94,10 +103,15 @@ def broken_json(arguments: dict[str, Any]) -> str:
     return repr(arguments or {"input": ""})
 
 
-@lru_cache(maxsize=8)
-def huge_text(size: int) -> str:
-    reps = size // len(HUGE_PATTERN) + 1
-    return (HUGE_PATTERN * reps)[:size]
+def huge_pieces(size: int, piece: int = 16_384) -> Iterator[str]:
+    """`size` characters of the huge answer, made a piece at a time: four 100 MB answers at once
+    must not cost the simulator 400 MB."""
+    block = HUGE_PATTERN * (piece // len(HUGE_PATTERN) + 1)
+    sent = 0
+    while sent < size:
+        n = min(piece, size - sent)
+        yield block[:n]
+        sent += n
 
 
 def finish(content: Content, req: SimRequest, eff: Effective) -> Reply:
@@ -116,6 +130,8 @@ def finish(content: Content, req: SimRequest, eff: Effective) -> Reply:
     if limit is not None and output_tokens > limit and content.call_name is None and not content.unlimited:
         text = text[: int(limit * 4 / eff.token_inflation)]
         output_tokens, stop = limit, "length"
+    if content.stop is not None:
+        stop = content.stop
     return Reply(
         text=text,
         call_name=content.call_name,

@@ -92,7 +92,7 @@ class SimState:
 
     def pick_fault(self, model: str, behaviour: SimBehaviour, day: date) -> SimFault | None:
         """The first applicable fault that fires: `times` counts per model and fault index,
-        otherwise a seeded roll against `rate`."""
+        `every: N` fires on each Nth request, otherwise a seeded roll against `rate`."""
         for index, fault in enumerate(behaviour.faults):
             if not in_span(day, fault.from_day, fault.to_day):
                 continue
@@ -101,6 +101,10 @@ class SimState:
             self._fault_counts[key] = seen + 1
             if fault.times is not None:
                 if seen < fault.times:
+                    return fault
+                continue
+            if fault.every is not None:
+                if (seen + 1) % fault.every == 0:
                     return fault
                 continue
             if _chance(fault.rate, f"{behaviour.seed}|{model}|{day}|fault{index}|{seen}"):

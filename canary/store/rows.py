@@ -86,10 +86,23 @@ def _turn_to_json(turn: TurnRecord) -> dict[str, Any]:
         "scores": [
             {"scorer": s.scorer, "passed": s.passed, "score": s.score, "reason": s.reason} for s in turn.scores
         ],
+        **_turn_flags(turn),
     }
     if turn.sanitized:  # only when set: most transcripts never need it
         data["sanitized"] = True
     return data
+
+
+def _turn_flags(turn: TurnRecord) -> dict[str, Any]:
+    """Written only when set, so ordinary transcripts stay as they were."""
+    out: dict[str, Any] = {}
+    if turn.cut:
+        out["cut"], out["reply_chars"] = True, turn.reply_chars
+    if turn.refusal is not None:
+        out["refusal"] = turn.refusal
+    if turn.failure is not None:
+        out["failure"] = turn.failure
+    return out
 
 
 def _turn_from_json(data: Mapping[str, Any]) -> TurnRecord:
@@ -109,6 +122,10 @@ def _turn_from_json(data: Mapping[str, Any]) -> TurnRecord:
         fingerprint=data.get("fingerprint"),
         scores=[ScoreRecord(**s) for s in data.get("scores", ())],
         sanitized=bool(data.get("sanitized", False)),
+        reply_chars=data.get("reply_chars"),
+        cut=bool(data.get("cut", False)),
+        refusal=data.get("refusal"),
+        failure=data.get("failure"),
     )
 
 
@@ -167,6 +184,7 @@ def attempt_values(sample_id: int, attempts: list[Attempt]) -> list[dict[str, An
             "code": a.code,
             "message": a.message,
             "retry_after_s": a.retry_after_s,
+            "excerpt": a.excerpt,
         }
         for seq, a in enumerate(attempts)
     ]
@@ -182,6 +200,7 @@ def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
         message=row["message"],
         retry_after_s=row["retry_after_s"],
         turn=row["turn"],
+        excerpt=row.get("excerpt"),
     )
 
 

@@ -16,7 +16,7 @@ from canary.records import OUTCOMES
 
 # Every revision this code knows, oldest first. A database at a revision missing from
 # here was written by a newer canary and is refused rather than misread.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003_h7", "0003_h2", "0003_h4")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
 HEAD_REVISION = REVISIONS[-1]
 
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "interrupted")
@@ -138,6 +138,7 @@ attempts = sa.Table(
     sa.Column("code", sa.Text, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("retry_after_s", sa.Float, nullable=True),
+    sa.Column("excerpt", sa.Text, nullable=True),  # bad_response: the body's start, capped and redacted
     sa.PrimaryKeyConstraint("sample_id", "seq", name="pk_attempts"),
     sa.ForeignKeyConstraint(
         ["sample_id"], ["samples.id"], name="fk_attempts_sample_id_samples", ondelete="CASCADE"
@@ -232,7 +233,7 @@ silences = sa.Table(
 )
 
 
-# --------------------------------------------------------------------------- model status (0003_h7)
+# --------------------------------------------------------------------------- model status (0003)
 
 MODEL_STATES: tuple[str, ...] = ("ok", "setup", "rejected", "partial")
 

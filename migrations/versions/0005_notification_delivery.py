@@ -2,8 +2,8 @@
 next_attempt_at, so a temporary failure backs off across invocations, and first_attempt_at,
 which the give-up age counts from.
 
-Revision ID: 0003_h4
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_h4"
-down_revision: str | None = "0003_h2"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """samples.sanitized: some text of the sample was altered to be storable (lone surrogate, NUL).
 
-Revision ID: 0003_h2
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_h2"
-down_revision: str | None = "0003_h7"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
