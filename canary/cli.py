@@ -189,8 +189,12 @@ def _print_run(project, report, channels, *, as_json: bool) -> bool:
 def _run_exit_code(report, firing: bool) -> int:
     if report.trouble_exit_code is not None:
         return report.trouble_exit_code  # 78: a model's key variable is unset; 69: a model was refused
-    if any(s.outcome == "harness_error" and s.error_code != "unstorable" for s in report.stats.samples):
+    crashed = {s.error_code for s in report.stats.samples if s.outcome == "harness_error"}
+    if "scorer" in crashed:
         click.echo("canary: a scorer crashed; see `canary results --last` (outcome harness_error)", err=True)
+    if "harness" in crashed:
+        click.echo("canary: canary itself failed on a sample (a bug: please report it); see "
+                   "`canary results --last` (outcome harness_error)", err=True)
     if any(s.outcome == "harness_error" for s in report.stats.samples):
         return EXIT_SOFTWARE
     return EXIT_FIRING if firing else 0

@@ -76,7 +76,7 @@ def test_a_long_string_keeps_the_budget_and_counts_the_rest() -> None:
         (b'{"a":}', "unexpected"),
         (b"[1,]", "unexpected"),
         (b'{"a":1} trailing', "data after"),
-        (b'\xff\xfe{"a": 1}', "not UTF-8"),
+        (b'\xff\xfe{"a": 1}', "unexpected"),  # bytes that are not UTF-8 outside a string
         (b'"unterminated', "cut short"),
         (b"[1 2]", "expected ','"),
         (b'{"a" 1}', "expected ':'"),
@@ -87,6 +87,14 @@ def test_a_long_string_keeps_the_budget_and_counts_the_rest() -> None:
 def test_what_is_not_json_is_a_bad_body(raw: bytes, why: str) -> None:
     with pytest.raises(BadBody, match=why):
         parse(raw, 3)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 64])
+def test_bytes_not_utf8_inside_a_string_are_kept_as_surrogates(size: int) -> None:
+    """An answer with one odd byte is still an answer: the byte survives as a lone surrogate
+    (surrogateescape), whichever chunk boundary splits it, for canary.textsafe to replace and flag."""
+    value = parse('{"text": "caf\u00e9 '.encode() + b'\xff\xfe "}', size)
+    assert value == {"text": "caf\u00e9 \udcff\udcfe "}
 
 
 def test_structure_beyond_its_budget_is_a_bad_body() -> None:

@@ -153,24 +153,26 @@ def test_a_sample_the_database_refuses_is_its_own_harness_error(
 
 
 @pytest.mark.parametrize(("wire", "stream"), [("anthropic", True), ("openai", False)])
-def test_invalid_utf8_in_a_body_is_a_retried_bad_response(
+def test_invalid_utf8_in_an_answer_is_stored_replaced_and_flagged(
     tmp_path, capsys, monkeypatch, server, key, wire, stream
 ):
-    """Raw bytes that are not UTF-8 inside the JSON: the SDK's own strict decoding rejects the
-    body (canary does not decode it), so the attempt is `bad_response` and the retry policy asks
-    again; the sample and every other one are stored."""
+    """Raw bytes that are not UTF-8 inside the reply's strings: canary reads the body itself
+    (canary.providers.body) and keeps them as lone surrogates, which the sanitizer stores as
+    U+FFFD with the flag. The answer is kept and judged, not retried as a bad body."""
     faults = [SimFault(kind="odd_text", variant="invalid_utf8", times=1)]
     path, wire_model = _project(
         tmp_path, server, faults, wire=wire, stream=stream, canaries={"capital.yaml": SINGLE}
     )
     run = run_cli(capsys, "run", "--config", str(path), "--quiet", "--no-check")
     assert run.code == 0, run.err
-    assert server.stats() == {wire_model: SAMPLES + 1}
+    assert server.stats() == {wire_model: SAMPLES}
     with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
         rows = store.samples()
     assert [r.outcome for r in rows] == ["pass"] * SAMPLES
-    retried = [r for r in rows if len(r.attempts) == 2]
-    assert len(retried) == 1 and [a.code for a in retried[0].attempts] == ["bad_response", "ok"]
+    assert all(len(r.attempts) == 1 for r in rows)
+    [odd] = [r for r in rows if r.sanitized]
+    assert "\ufffd" in odd.turns[0].reply and odd.turns[0].sanitized
+    assert not any(0xD800 <= ord(ch) <= 0xDFFF for ch in odd.turns[0].reply)
     data, _ = _results_json(capsys, path)
     assert len(data) == SAMPLES
 

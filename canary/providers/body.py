@@ -4,8 +4,10 @@ The SDKs read a whole body (or a whole server-sent event) into memory and parse 
 100 MB answer costs several hundred MB per sample. canary reads the bytes itself instead: JSON is
 parsed incrementally, every string longer than `SHORT_STRING` is kept only up to the reply's
 text budget (`MAX_REPLY_CHARS`) and the rest is counted, not kept (`CutText.full_length`).
-Anything that is not JSON, not UTF-8, or whose structure alone exceeds `MAX_STRUCTURE_CHARS`
-raises `BadBody`, which the adapters turn into a `bad_response` service failure."""
+Anything that is not JSON, or whose structure alone exceeds `MAX_STRUCTURE_CHARS`, raises
+`BadBody`, which the adapters turn into a `bad_response` service failure. Bytes that are not
+UTF-8 inside a string are kept as lone surrogates, which canary.textsafe stores as U+FFFD with
+the `sanitized` flag."""
 
 from __future__ import annotations
 
@@ -79,7 +81,11 @@ class CappedJson:
 
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
-        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        # Bytes that are not UTF-8 inside an otherwise valid reply become lone surrogates
+        # (surrogateescape) rather than a bad body: the sanitizer (canary.textsafe) shows them as
+        # U+FFFD and flags the turn, so one odd byte in an answer keeps the answer. Outside a
+        # string they are not JSON, so the body is still a bad_response.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
         self._buf = ""
         self._stack: list[Any] = []  # open containers: dict or list
         self._keys: list[str | None] = []  # pending key per open container (None for lists)
