@@ -19,11 +19,10 @@ from canary.providers.body import (
     kind_of,
     need,
     read_json,
-    read_sse,
     text_or_empty,
     text_or_none,
 )
-from canary.providers.errors import BadBody, error_fields
+from canary.providers.errors import BadBody, ErrorInStream, error_fields
 from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
 
@@ -94,7 +93,7 @@ class StreamAccumulator:
         if kind == "error" or event.event == "error":
             type_, code, _detail, message = error_fields(data)
             label = type_ if type_ and type_ != "error" else code or "error"
-            raise ProviderErrorInStream(f"{label}" + (f": {message}" if message else ""))
+            raise ErrorInStream(f"{label}" + (f": {message}" if message else ""))
         if kind == "message_stop":
             self.finished = True
         elif kind == "message_start":
@@ -184,10 +183,6 @@ class StreamAccumulator:
         return any(
             sink.cut for b in self.blocks.values() for sink in b.values() if isinstance(sink, TextSink)
         )
-
-
-class ProviderErrorInStream(Exception):
-    """An `error` event inside a 200 stream: the service broke mid-answer."""
 
 
 def _reasoning_block(block: dict[str, Any]) -> dict[str, Any]:
@@ -307,21 +302,18 @@ class AnthropicProvider(SdkProvider):
     async def _streamed(self, kwargs: dict[str, Any], progress: Progress) -> ChatResponse:
         async with self._client.messages.with_streaming_response.create(**kwargs, stream=True) as raw:
             progress.after_200 = True
-            excerpt = Excerpt()
             acc = StreamAccumulator()
-            try:
-                async for event in read_sse(raw.iter_bytes(), excerpt, raw.headers.get("content-type")):
-                    acc.feed(event)
-                    if acc.finished:
-                        break
+
+            def feed(event: SseEvent) -> bool:
+                acc.feed(event)
+                return acc.finished
+
+            def incomplete() -> str | None:
                 if not acc.finished:
-                    raise BadBody("stream ended before message_stop")
-                if not acc.started:
-                    raise BadBody("stream lacks message_start")
-            except BadBody as exc:
-                raise self.bad(str(exc), excerpt) from None
-            except ProviderErrorInStream as exc:
-                raise self.mid_stream(str(exc)) from None
+                    return "stream ended before message_stop"
+                return None if acc.started else "stream lacks message_start"
+
+            await self.read_stream(raw, feed, incomplete)
             request_id = raw.headers.get("request-id")
         text = acc.text()
         return ChatResponse(

@@ -30,6 +30,11 @@ class BadBody(Exception):
     """A 200 body canary cannot read as the vendor's reply; `args[0]` says why in a few words."""
 
 
+class ErrorInStream(Exception):
+    """An error event (Anthropic) or error chunk (OpenAI) inside a 200 stream: the service broke
+    mid-answer, so it is a mid-stream failure, not a bad body."""
+
+
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Remove the given secrets and anything shaped like an API key from `text`."""
     return _KEYLIKE.sub("[redacted]", _without(text, secrets))

@@ -17,11 +17,10 @@ from canary.providers.body import (
     kind_of,
     need,
     read_json,
-    read_sse,
     text_or_empty,
     text_or_none,
 )
-from canary.providers.errors import BadBody, error_fields
+from canary.providers.errors import BadBody, ErrorInStream, error_fields
 from canary.providers.sdk import Progress, SdkProvider
 from canary.records import ChatRequest, ChatResponse, Message, ToolCall
 
@@ -93,7 +92,7 @@ class StreamAccumulator:
         if chunk.get("error") or event.event == "error":
             _type, code, _detail, message = error_fields(chunk)
             label = _type or code or "error"
-            raise ProviderErrorInStream(f"{label}" + (f": {message}" if message else ""))
+            raise ErrorInStream(f"{label}" + (f": {message}" if message else ""))
         self.model = text_or_none(chunk.get("model")) or self.model
         self.fingerprint = text_or_none(chunk.get("system_fingerprint")) or self.fingerprint
         usage = chunk.get("usage")
@@ -142,10 +141,6 @@ class StreamAccumulator:
 
     def cut(self) -> bool:
         return self.text.cut or self.refusal.cut or any(c["args"].cut for c in self.calls.values())
-
-
-class ProviderErrorInStream(Exception):
-    """An error chunk inside a 200 stream: the service broke mid-answer."""
 
 
 def _tool_calls_of(message: dict[str, Any]) -> tuple[ToolCall, ...]:
@@ -270,19 +265,16 @@ class OpenAIProvider(SdkProvider):
         create = self._client.chat.completions.with_streaming_response.create
         async with create(**kwargs, stream=True, stream_options=options) as raw:
             progress.after_200 = True
-            excerpt = Excerpt()
             acc = StreamAccumulator()
-            try:
-                async for event in read_sse(raw.iter_bytes(), excerpt, raw.headers.get("content-type")):
-                    acc.feed(event)
-                    if acc.done:
-                        break
-                if acc.stop_reason is None:
-                    raise BadBody("stream ended before a finish_reason")
-            except BadBody as exc:
-                raise self.bad(str(exc), excerpt) from None
-            except ProviderErrorInStream as exc:
-                raise self.mid_stream(str(exc)) from None
+
+            def feed(event: SseEvent) -> bool:
+                acc.feed(event)
+                return acc.done
+
+            def incomplete() -> str | None:
+                return "stream ended before a finish_reason" if acc.stop_reason is None else None
+
+            await self.read_stream(raw, feed, incomplete)
             request_id = raw.headers.get("x-request-id")
         text = acc.text.value()
         refusal = acc.refusal.value()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from canary.config.models import ResolvedModel
 from canary.providers.base import PLACEHOLDER_KEY, check_params, http_client
-from canary.providers.body import Excerpt
-from canary.providers.errors import bad_response, classify, mid_stream
+from canary.providers.body import Excerpt, SseEvent, read_sse
+from canary.providers.errors import BadBody, ErrorInStream, bad_response, classify, mid_stream
 from canary.records import ChatRequest, ChatResponse, ProviderError
 
 
@@ -90,6 +91,26 @@ class SdkProvider(ABC):
 
     def mid_stream(self, what: str) -> ProviderError:
         return mid_stream(what, (self._key,))
+
+    async def read_stream(
+        self, raw: Any, feed: Callable[[SseEvent], bool], incomplete: Callable[[], str | None]
+    ) -> None:
+        """Feed a streamed reply's events to `feed` until it says the reply is complete, then ask
+        `incomplete` what is missing (the closing event, ...). A body that is not an event stream
+        of the vendor's shape is a `bad_response` with its start kept; an error event inside the
+        200 is a mid-stream failure."""
+        excerpt = Excerpt()
+        try:
+            async for event in read_sse(raw.iter_bytes(), excerpt, raw.headers.get("content-type")):
+                if feed(event):
+                    break
+            missing = incomplete()
+            if missing:
+                raise BadBody(missing)
+        except BadBody as exc:
+            raise self.bad(str(exc), excerpt) from None
+        except ErrorInStream as exc:
+            raise self.mid_stream(str(exc)) from None
 
     @abstractmethod
     def _request_kwargs(self, request: ChatRequest) -> dict[str, Any]: ...
