@@ -177,8 +177,7 @@ def completion_of(body: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, 
     content = message.get("content")
     if content is not None and not isinstance(content, str):
         raise BadBody("choices[0].message has a malformed `content`")
-    if "finish_reason" not in choice:
-        raise BadBody("choices[0] lacks finish_reason")
+    # A missing finish_reason is read as null (some gateways drop it); the message is the reply.
     return body, choice, message
 
 
@@ -272,7 +271,9 @@ class OpenAIProvider(SdkProvider):
                 return acc.done
 
             def incomplete() -> str | None:
-                return "stream ended before a finish_reason" if acc.stop_reason is None else None
+                # The stream's closing event is `data: [DONE]`; a finish_reason alone also ends it
+                # (some gateways never send [DONE]). Neither: the stream was cut short.
+                return "stream ended before a finish_reason or [DONE]" if acc.stop_reason is None and not acc.done else None
 
             await self.read_stream(raw, feed, incomplete)
             request_id = raw.headers.get("x-request-id")
