@@ -110,7 +110,12 @@ def run_check(
     deliver: bool = True,
     env: Mapping[str, str] | None = None,
     channels: list | None = None,
+    said_gap: bool = False,
 ) -> CheckReport:
+    """Judge the day, move the alert lifecycle and queue one grouped message. `said_gap`: a gap
+    notice (canary.gap) was queued just before for the run that ended the gap; it already says
+    the canary is back and since when it was not, so the dead man's switch resolving in this
+    check is recorded but not sent as a second message about the same incident."""
     from canary.alerts.channels import build_channels
 
     alerts_cfg = project.config.alerts
@@ -128,8 +133,9 @@ def run_check(
         else:
             report.events = apply(conn, report.findings, day=day, now=at, repeat_hours=alerts_cfg.repeat_hours,
                                   watched=watched, report_url=alerts_cfg.report_url)
-        if report.events and channels:
-            message = group(report.events, now=at, report_url=alerts_cfg.report_url)
+        notify = [e for e in report.events if not (said_gap and e.signal == "stale" and e.event == "resolved")]
+        if notify and channels:
+            message = group(notify, now=at, report_url=alerts_cfg.report_url)
             db.enqueue(conn, message.id, [c.name for c in channels], message_to_json(message), at)
             report.message_id = message.id
         report.firing, report.silenced = open_alerts(conn, at)

@@ -211,7 +211,7 @@ def _check_and_print(project, day, channels, *, as_json: bool, quiet: bool = Fal
 
     with Store.open(project.store_url, base_dir=project.root) as store:
         gap = say_gap(project.config, store, day=day, channels=channels)  # queued here, delivered by the check
-        report = run_check(project, store, as_of=day, channels=channels)
+        report = run_check(project, store, as_of=day, channels=channels, said_gap=gap is not None)
     if gap is not None and not as_json:
         click.echo(f"canary: monitoring gap: {gap.summary}", err=True)
     if as_json:

@@ -755,11 +755,16 @@ def test_slack_channel_not_found_fails_once_and_pages_on_email_until_slack_deliv
         ("resolved", "Slack delivers again")
     ]
     slack_bodies = [r.json()["text"] for r in http_receiver.received()[1:]]
-    # the gap since 03-01 (said once by the run's check), the recovery, then the notice
-    assert len(slack_bodies) == 3, slack_bodies
-    assert "monitoring gap" in slack_bodies[0] and "Slack delivers again" in slack_bodies[2]
+    # the gap since 03-01 (said once by the run's check; it stands for the dead man's switch
+    # resolving too, which is recorded but not sent again), then the notice
+    assert len(slack_bodies) == 2, slack_bodies
+    assert "monitoring gap" in slack_bodies[0] and "Slack delivers again" in slack_bodies[1]
     mails = [plain(m) for m in smtp_server.received()]
-    assert len(mails) == 5 and "monitoring gap" in mails[2] and "Slack delivers again" in mails[4]
+    assert len(mails) == 4 and "monitoring gap" in mails[2] and "Slack delivers again" in mails[3]
+    assert not any("resolved" in m.split("\n", 1)[0] and "last completed run" in m for m in mails)
+    with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
+        [stale] = [a for a in db.list_alerts(store, include_resolved=True) if a.signal == "stale"]
+    assert stale.state == "resolved"  # resolved all the same
     [alert] = channel_alerts(tmp_path)
     assert alert.state == "resolved" and alert.notify_count == 1
 

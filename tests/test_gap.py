@@ -86,6 +86,22 @@ def test_a_run_after_a_gap_says_it_once(tmp_path, capsys, http_receiver, store_u
     )
 
 
+def test_a_gap_the_dead_mans_switch_already_paged_ends_in_one_message(tmp_path, capsys, http_receiver) -> None:
+    """The dead man's switch fired during the gap (a check ran while nothing did): the run that
+    ends the gap sends the gap notice, and the switch resolving is recorded, not sent again."""
+    path = _project(tmp_path, http_receiver)
+    assert run_cli(capsys, "run", "-q", "--config", str(path), "--as-of", "2026-03-01").code == 0
+    assert run_cli(capsys, "check", "--config", str(path), "--as-of", "2026-03-03").code == 1  # stale fires
+    paged = [r.json() for r in http_receiver.received()]
+    assert [[(e["signal"], e["event"]) for e in h["events"]] for h in paged] == [[("stale", "firing")]]
+    assert run_cli(capsys, "run", "-q", "--config", str(path), "--as-of", "2026-03-04").code == 0
+    after = [r.json() for r in http_receiver.received()][1:]
+    assert [[(e["signal"], e["event"]) for e in h["events"]] for h in after] == [[("gap", "gap")]]
+    with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
+        [stale] = [a for a in db.list_alerts(store, include_resolved=True) if a.signal == "stale"]
+    assert stale.state == "resolved"
+
+
 def test_a_queued_gap_survives_a_dead_channel(tmp_path, capsys, http_receiver) -> None:
     """The webhook answers 500 to the run that finds the gap: the notice stays queued, the next
     check delivers it, and it is still said only once."""

@@ -102,7 +102,7 @@ def _run_check_report(project: Any, canceller: RunCanceller | None, started: flo
         raise _Cancelled  # stopping: the check and the report wait for the next run
     with Store.open(project.store_url, base_dir=project.root) as store:
         gap = say_gap(project.config, store, day=report.day, channels=channels)  # the check delivers it
-        check = run_check(project, store, as_of=report.day, channels=channels)
+        check = run_check(project, store, as_of=report.day, channels=channels, said_gap=gap is not None)
         index = write_report(project, store, out=project.root / project.config.reports)
     if gap is not None:
         log("gap", "warning", summary=gap.summary, hours=round(gap.hours, 1), days_missed=gap.days_missed)
