@@ -96,7 +96,9 @@ def _sigma_first_alarm(x: np.ndarray, n: np.ndarray, cfg: DetectConfig) -> tuple
     return False, math.inf
 
 
-def delays(rule: str, rate: float, trials: int, drop: float, runs: int, seed: int) -> tuple[np.ndarray, float]:
+def delays(
+    rule: str, rate: float, trials: int, drop: float, runs: int, seed: int
+) -> tuple[np.ndarray, float]:
     """Delays of the caught-or-not runs, and the share of runs left out (alarming before the change)."""
     rng = np.random.default_rng(seed)
     cfg = DetectConfig()
@@ -118,7 +120,9 @@ def delays(rule: str, rate: float, trials: int, drop: float, runs: int, seed: in
     return np.array(out), excluded / runs
 
 
-def recovery(rate: float, trials: int, drop: float, down: int, runs: int, seed: int) -> tuple[float, float, np.ndarray]:
+def recovery(
+    rate: float, trials: int, drop: float, down: int, runs: int, seed: int
+) -> tuple[float, float, np.ndarray]:
     """A drop lasting `down` days, then back: (re-fires per caught drop while it lasts, share of
     days firing from detection to the end of the drop, days to resolve once back)."""
     rng = np.random.default_rng(seed)
@@ -128,11 +132,11 @@ def recovery(rate: float, trials: int, drop: float, down: int, runs: int, seed: 
     for _ in range(runs):
         x, n = simulate(rng, level, trials)
         d = judge_stream(x, n, cfg, "calibrated", start=90)
-        during, seen = d.alarm[:down], n[90:90 + down] > 0
+        during, seen = d.alarm[:down], n[90 : 90 + down] > 0
         hit = np.flatnonzero(during)
         if not len(hit):
             continue
-        a = during[hit[0]:][seen[hit[0]:]].astype(np.int8)
+        a = during[hit[0] :][seen[hit[0] :]].astype(np.int8)
         refires.append(int(np.sum((a[1:] == 1) & (a[:-1] == 0))))
         share.append(float(a.mean()))
         off = np.flatnonzero(~d.alarm[down:])
@@ -155,7 +159,10 @@ def validate(seed: int) -> tuple[int, int]:
     level = np.r_[np.full(300, 0.9), np.full(60, 0.8), np.full(40, 0.9)]
     x, n = simulate(rng, level, 30)
     d = judge_stream(x, n, cfg, "calibrated")
-    days = [(date(2000, 1, 1) + timedelta(days=i), int(p), int(t)) for i, (p, t) in enumerate(zip(x, n, strict=True))]
+    days = [
+        (date(2000, 1, 1) + timedelta(days=i), int(p), int(t))
+        for i, (p, t) in enumerate(zip(x, n, strict=True))
+    ]
     picks = np.sort(rng.choice(np.arange(40, len(x)), size=120, replace=False))
     bad = 0
     for t in picks:
@@ -221,15 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
 
     print(f"# Detection benchmark (seed {args.seed}{', quick' if args.quick else ''})\n")
-    print(f"ICC {ICC}, {MISSING:.0%} days without data, {PARTIAL:.0%} partial days. False alarms: alarm "
-          f"episodes (runs of consecutive alarm days; days without data neither start nor end one) per "
-          f"series-year after a {WARMUP}-day warm-up. Delay: days from the change (after a {BURN}-day "
-          f"burn-in) to the first alarm, the change day counting as day 1, median (p90); >{HORIZON}: not "
-          f"caught within {HORIZON} days. Calibrated: {sizes.years} series-years and {sizes.runs} runs "
-          f"per cell ({sizes.target_factor}x at {TARGET[0]}/{TARGET[1]}); sigma: {sizes.sigma_years} "
-          f"series-years and {sizes.sigma_runs} runs.\n")
-    print("| rule | pass rate | trials/day | false alarms / series-year | "
-          + " | ".join(f"{round(d * 100)}-pt drop" for d in DROPS) + " |")
+    print(
+        f"ICC {ICC}, {MISSING:.0%} days without data, {PARTIAL:.0%} partial days. False alarms: alarm "
+        f"episodes (runs of consecutive alarm days; days without data neither start nor end one) per "
+        f"series-year after a {WARMUP}-day warm-up. Delay: days from the change (after a {BURN}-day "
+        f"burn-in) to the first alarm, the change day counting as day 1, median (p90); >{HORIZON}: not "
+        f"caught within {HORIZON} days. Calibrated: {sizes.years} series-years and {sizes.runs} runs "
+        f"per cell ({sizes.target_factor}x at {TARGET[0]}/{TARGET[1]}); sigma: {sizes.sigma_years} "
+        f"series-years and {sizes.sigma_runs} runs.\n"
+    )
+    print(
+        "| rule | pass rate | trials/day | false alarms / series-year | "
+        + " | ".join(f"{round(d * 100)}-pt drop" for d in DROPS)
+        + " |"
+    )
     print("|---|---|---|---|" + "---|" * len(DROPS))
     excluded = []
     for rate in RATES:
@@ -245,31 +257,48 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for rule, label in RULES.items():
         shares = [s for r, s in excluded if r == rule]
-        print(f"- {label}: runs left out for alarming on the day before the change: "
-              f"{np.mean(shares):.1%} on average")
+        print(
+            f"- {label}: runs left out for alarming on the day before the change: "
+            f"{np.mean(shares):.1%} on average"
+        )
     for rule, label in RULES.items():
         print(f"- 63 days at 30/30, then 29/30: {label} {'ALARMS' if perfect[rule] else 'no alarm'}")
     for drop, down in RECOVERY:
         refires, share, resolve = results[("recovery", "calibrated", *TARGET, (drop, down))]
-        print(f"- calibrated, {round(drop * 100)}-pt drop for {down} days at {TARGET[0]}/{TARGET[1]}: firing on "
-              f"{share:.0%} of days from detection to the drop's end, {refires:.2f} re-fires per drop; "
-              f"resolved {cell(resolve)} days after the level returns (median (p90))")
-    print(f"- `evaluate` re-judged {checked} days of a stream: {differing} differ from the benchmarked decisions")
+        print(
+            f"- calibrated, {round(drop * 100)}-pt drop for {down} days at {TARGET[0]}/{TARGET[1]}: firing on "
+            f"{share:.0%} of days from detection to the drop's end, {refires:.2f} re-fires per drop; "
+            f"resolved {cell(resolve)} days after the level returns (median (p90))"
+        )
+    print(
+        f"- `evaluate` re-judged {checked} days of a stream: {differing} differ from the benchmarked decisions"
+    )
     print(f"- runtime {elapsed:.1f} s\n")
 
     rate, trials = TARGET
-    verdicts = [(f"false alarms <= {MAX_FA:g}/series-year at {rate}/{trials}",
-                 results[("fa", "calibrated", rate, trials, None)] <= MAX_FA)]
+    verdicts = [
+        (
+            f"false alarms <= {MAX_FA:g}/series-year at {rate}/{trials}",
+            results[("fa", "calibrated", rate, trials, None)] <= MAX_FA,
+        )
+    ]
     for drop, (med_max, p90_max) in LIMITS.items():
         values, _ = results[("delay", "calibrated", rate, trials, drop)]
         med, p90 = quantile(values, 0.5), quantile(values, 0.9)
-        verdicts.append((f"{round(drop * 100)}-pt drop at {rate}/{trials}: median {med:g} <= {med_max}, "
-                         f"p90 {p90:g} <= {p90_max} (caught by day {med_max}: {np.mean(values <= med_max):.1%}, "
-                         f"by day {p90_max}: {np.mean(values <= p90_max):.1%})", med <= med_max and p90 <= p90_max))
+        verdicts.append(
+            (
+                f"{round(drop * 100)}-pt drop at {rate}/{trials}: median {med:g} <= {med_max}, "
+                f"p90 {p90:g} <= {p90_max} (caught by day {med_max}: {np.mean(values <= med_max):.1%}, "
+                f"by day {p90_max}: {np.mean(values <= p90_max):.1%})",
+                med <= med_max and p90 <= p90_max,
+            )
+        )
     for other in RATES:
         if other != rate:
             fa = results[("fa", "calibrated", other, trials, None)]
-            verdicts.append((f"false alarms <= {MAX_FA:g}/series-year at {other}/{trials} ({fa:.2f})", fa <= MAX_FA))
+            verdicts.append(
+                (f"false alarms <= {MAX_FA:g}/series-year at {other}/{trials} ({fa:.2f})", fa <= MAX_FA)
+            )
     verdicts.append(("no alarm for 63 perfect days then 29/30", not perfect["calibrated"]))
     verdicts.append(("benchmarked decisions identical to `evaluate`", differing == 0))
     for text, ok in verdicts:

@@ -47,7 +47,7 @@ def write_project(root: Path) -> None:
     (root / "canary.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     for c in range(CANARIES):
         (root / "prompts" / f"c{c:02d}.yaml").write_text(
-            f"id: canary-{c:02d}\nprompt: \"Question number {c}: which consistency guarantee is violated?\"\n"
+            f'id: canary-{c:02d}\nprompt: "Question number {c}: which consistency guarantee is violated?"\n'
             "scorers:\n  - contains: {any: [read-your-writes]}\n",
             encoding="utf-8",
         )
@@ -70,30 +70,73 @@ def generate(root: Path) -> None:
         db_path.unlink()
     with Store.open(f"sqlite:///{db_path}", migrate=True) as store:
         store.save_canaries((c.id, c.hash, "single", c.canary.model_dump_json()) for c in project.canaries)
-        store.save_canaries((c.id, "0ld" + c.hash[3:], "single", c.canary.model_dump_json()) for c in project.canaries)
+        store.save_canaries(
+            (c.id, "0ld" + c.hash[3:], "single", c.canary.model_dump_json()) for c in project.canaries
+        )
         with store.writing() as conn:
             for k, m in enumerate(("model-00", "model-05")):
                 at = f"{LAST_DAY - timedelta(days=3 + k)} 06:00:00.000000"
-                alert_id = db.new_alert(conn, (m, "canary-01", "quality"), now=_dt(at), day=LAST_DAY - timedelta(days=3),
-                                        summary=f"{m} pass rate on canary-01 dropped", today="40%", baseline="95%",
-                                        detail="")
+                alert_id = db.new_alert(
+                    conn,
+                    (m, "canary-01", "quality"),
+                    now=_dt(at),
+                    day=LAST_DAY - timedelta(days=3),
+                    summary=f"{m} pass rate on canary-01 dropped",
+                    today="40%",
+                    baseline="95%",
+                    detail="",
+                )
                 db.add_event(conn, alert_id, at=_dt(at), day=LAST_DAY - timedelta(days=3), event="opened")
 
     rng = np.random.default_rng(7)
     days = [LAST_DAY - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
     edit_day = DAYS // 2
-    good = encode_turns([TurnRecord(1, "Question: which guarantee is violated?", "That is read-your-writes. " * 8,
-                                    output_tokens=120, scores=[ScoreRecord("contains", True, 1.0, "found")])])
-    bad = encode_turns([TurnRecord(1, "Question: which guarantee is violated?", "Monotonic reads, probably. " * 8,
-                                   output_tokens=150, scores=[ScoreRecord("contains", False, 0.0, "not found")])])
+    good = encode_turns(
+        [
+            TurnRecord(
+                1,
+                "Question: which guarantee is violated?",
+                "That is read-your-writes. " * 8,
+                output_tokens=120,
+                scores=[ScoreRecord("contains", True, 1.0, "found")],
+            )
+        ]
+    )
+    bad = encode_turns(
+        [
+            TurnRecord(
+                1,
+                "Question: which guarantee is violated?",
+                "Monotonic reads, probably. " * 8,
+                output_tokens=150,
+                scores=[ScoreRecord("contains", False, 0.0, "not found")],
+            )
+        ]
+    )
     con = sqlite3.connect(db_path)
     con.execute("PRAGMA synchronous=OFF")
-    runs = [(f"run{i:04d}", str(d), f"{d} 06:00:00.000000", f"{d} 06:20:00.000000", "finished", "bench", 1, "0.1.0", "[]", 0, 0)
-            for i, d in enumerate(days)]
+    runs = [
+        (
+            f"run{i:04d}",
+            str(d),
+            f"{d} 06:00:00.000000",
+            f"{d} 06:20:00.000000",
+            "finished",
+            "bench",
+            1,
+            "0.1.0",
+            "[]",
+            0,
+            0,
+        )
+        for i, d in enumerate(days)
+    ]
     con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)", runs)
-    columns = ("run_id, day, model_id, canary_id, canary_hash, sample_index, outcome, score, reason, failed_turn, "
-               "n_attempts, input_tokens, output_tokens, cost_usd, latency_s, served_model, fingerprint, stop_reason, "
-               "error_code, error_message, started_at, finished_at, transcript")
+    columns = (
+        "run_id, day, model_id, canary_id, canary_hash, sample_index, outcome, score, reason, failed_turn, "
+        "n_attempts, input_tokens, output_tokens, cost_usd, latency_s, served_model, fingerprint, stop_reason, "
+        "error_code, error_message, started_at, finished_at, transcript"
+    )
     sql = f"INSERT INTO samples ({columns}) VALUES ({', '.join('?' * 23)})"
     hashes = [(c.id, c.hash, "0ld" + c.hash[3:]) for c in project.canaries]
     for m in range(MODELS):
@@ -104,7 +147,7 @@ def generate(root: Path) -> None:
         switch = int(rng.integers(100, DAYS))
         priced = m % 2 == 0
         p = np.full((DAYS, CANARIES, SAMPLES), quality)
-        p[drop_start:drop_start + 14] -= 0.3
+        p[drop_start : drop_start + 14] -= 0.3
         passed = rng.random(p.shape) < p
         latency = rng.lognormal(0.0, 0.35, p.shape)
         rows = []
@@ -115,17 +158,63 @@ def generate(root: Path) -> None:
                 chash = now_hash if t >= edit_day else old_hash
                 for i in range(SAMPLES):
                     if t == outage and i < 4:
-                        rows.append((run_id, ds, model_id, canary_id, chash, i, "unavailable", None, "529 overloaded",
-                                     None, 4, 0, 0, None, 0.0, None, None, None, "overloaded", "529 overloaded",
-                                     f"{ds} 06:00:00.000000", f"{ds} 06:01:00.000000", "[]"))
+                        rows.append(
+                            (
+                                run_id,
+                                ds,
+                                model_id,
+                                canary_id,
+                                chash,
+                                i,
+                                "unavailable",
+                                None,
+                                "529 overloaded",
+                                None,
+                                4,
+                                0,
+                                0,
+                                None,
+                                0.0,
+                                None,
+                                None,
+                                None,
+                                "overloaded",
+                                "529 overloaded",
+                                f"{ds} 06:00:00.000000",
+                                f"{ds} 06:01:00.000000",
+                                "[]",
+                            )
+                        )
                         continue
                     ok = bool(passed[t, c, i])
                     tokens = 120 if ok else 150
-                    rows.append((run_id, ds, model_id, canary_id, chash, i, "pass" if ok else "fail",
-                                 1.0 if ok else 0.0, "" if ok else "contains: not found", None if ok else 1, 1, 40,
-                                 tokens, (40 * 3 + tokens * 15) / 1e6 if priced else None, float(latency[t, c, i]),
-                                 served, "fp_1", "end_turn", None, None, f"{ds} 06:00:00.000000", f"{ds} 06:00:05.000000",
-                                 good if ok else bad))
+                    rows.append(
+                        (
+                            run_id,
+                            ds,
+                            model_id,
+                            canary_id,
+                            chash,
+                            i,
+                            "pass" if ok else "fail",
+                            1.0 if ok else 0.0,
+                            "" if ok else "contains: not found",
+                            None if ok else 1,
+                            1,
+                            40,
+                            tokens,
+                            (40 * 3 + tokens * 15) / 1e6 if priced else None,
+                            float(latency[t, c, i]),
+                            served,
+                            "fp_1",
+                            "end_turn",
+                            None,
+                            None,
+                            f"{ds} 06:00:00.000000",
+                            f"{ds} 06:00:05.000000",
+                            good if ok else bad,
+                        )
+                    )
         con.executemany(sql, rows)
         con.commit()
         print(f"  {model_id}: {len(rows):,} samples", flush=True)
@@ -157,12 +246,24 @@ def measure(root: Path, days: int) -> None:
     pages = sum(1 for _ in out.rglob("*.html"))
     size = sum(p.stat().st_size for p in out.rglob("*.html"))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": report_s, "process_seconds": time.perf_counter() - started, "peak_mb": peak_mb,
-                      "pages": pages, "bytes": size, "index": str(index)}))
+    print(
+        json.dumps(
+            {
+                "seconds": report_s,
+                "process_seconds": time.perf_counter() - started,
+                "peak_mb": peak_mb,
+                "pages": pages,
+                "bytes": size,
+                "index": str(index),
+            }
+        )
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--days", type=int, default=90, help="report window (default 90, as `canary report`)")
     parser.add_argument("--repeat", type=int, default=1, help="runs; the median is reported")
     parser.add_argument("--rebuild", action="store_true", help="regenerate the cached store")
@@ -177,15 +278,22 @@ def main() -> int:
         print(f"generating {DAYS * MODELS * CANARIES * SAMPLES:,} samples into {CACHE} ...", flush=True)
         t0 = time.perf_counter()
         generate(CACHE)
-        print(f"generated in {time.perf_counter() - t0:.1f} s ({(CACHE / 'canary.db').stat().st_size / 1e6:.0f} MB)")
+        print(
+            f"generated in {time.perf_counter() - t0:.1f} s ({(CACHE / 'canary.db').stat().st_size / 1e6:.0f} MB)"
+        )
     else:
         print(f"using the cached store {CACHE} (--rebuild to regenerate)")
 
     results = []
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     for _ in range(args.repeat):
-        proc = subprocess.run([sys.executable, __file__, "--measure", str(CACHE), "--days", str(args.days)],
-                              capture_output=True, text=True, env=env, check=False)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--measure", str(CACHE), "--days", str(args.days)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr, file=sys.stderr)
             return 2
@@ -193,11 +301,15 @@ def main() -> int:
     seconds = statistics.median(r["seconds"] for r in results)
     peak = statistics.median(r["peak_mb"] for r in results)
     last = results[-1]
-    print(f"store: {DAYS} days x {MODELS} models x {CANARIES} canaries x {SAMPLES} samples = "
-          f"{DAYS * MODELS * CANARIES * SAMPLES:,} samples; report window {args.days} days")
+    print(
+        f"store: {DAYS} days x {MODELS} models x {CANARIES} canaries x {SAMPLES} samples = "
+        f"{DAYS * MODELS * CANARIES * SAMPLES:,} samples; report window {args.days} days"
+    )
     print(f"pages written: {last['pages']} ({last['bytes'] / 1e6:.1f} MB), {last['index']}")
-    print(f"write_report: {seconds:6.2f} s   limit {LIMIT_S:.0f} s    ratio {seconds / LIMIT_S:.2f}"
-          f"   (whole process incl. imports: {last['process_seconds']:.2f} s)")
+    print(
+        f"write_report: {seconds:6.2f} s   limit {LIMIT_S:.0f} s    ratio {seconds / LIMIT_S:.2f}"
+        f"   (whole process incl. imports: {last['process_seconds']:.2f} s)"
+    )
     print(f"peak RSS:     {peak:6.0f} MB  limit {LIMIT_MB:.0f} MB  ratio {peak / LIMIT_MB:.2f}")
     return 0 if seconds <= LIMIT_S and peak <= LIMIT_MB else 1
 

@@ -43,7 +43,8 @@ def write_projects(root: Path, port: int, protocol: str) -> tuple[Path, Path]:
     prompts = root / "prompts"
     prompts.mkdir(parents=True)
     for i in range(N_CANARIES):
-        (prompts / f"c{i:02d}.yaml").write_text(textwrap.dedent(f"""\
+        (prompts / f"c{i:02d}.yaml").write_text(
+            textwrap.dedent(f"""\
             id: bench-{i:02d}
             prompt: "Benchmark question number {i}: what is {i} plus one?"
             samples: {N_SAMPLES}
@@ -51,7 +52,8 @@ def write_projects(root: Path, port: int, protocol: str) -> tuple[Path, Path]:
               - contains: {{any: ["{i + 1}"]}}
             sim:
               answer: "The answer is {i + 1}."
-            """))
+            """)
+        )
     common = f"""\
         prompts: prompts
         defaults:
@@ -63,19 +65,25 @@ def write_projects(root: Path, port: int, protocol: str) -> tuple[Path, Path]:
           retry: {{attempts: 0, backoff_s: [0.01]}}
         """
     sim_cfg = root / "sim.yaml"
-    sim_cfg.write_text(textwrap.dedent(common) + textwrap.dedent(f"""\
+    sim_cfg.write_text(
+        textwrap.dedent(common)
+        + textwrap.dedent(f"""\
         store: sqlite:///sim-unused.db
         models:
           - {{id: bench, provider: sim, protocol: {protocol}, model: bench-model, sim: {{latency_ms: {LATENCY_MS}}}}}
-        """))
+        """)
+    )
     provider = "anthropic" if protocol == "anthropic" else "openai_compatible"
     base = f"http://127.0.0.1:{port}" + ("" if protocol == "anthropic" else "/v1")
     run_cfg = root / "canary.yaml"
-    run_cfg.write_text(textwrap.dedent(common) + textwrap.dedent(f"""\
+    run_cfg.write_text(
+        textwrap.dedent(common)
+        + textwrap.dedent(f"""\
         store: sqlite:///bench.db
         models:
           - {{id: bench, provider: {provider}, model: bench-model, base_url: "{base}", api_key_env: BENCH_FAKE_KEY}}
-        """))
+        """)
+    )
     return sim_cfg, run_cfg
 
 
@@ -144,7 +152,9 @@ def in_process_run(run_cfg: Path, day: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--protocol", choices=["openai", "anthropic"], default="openai")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
@@ -156,7 +166,10 @@ def main() -> None:
     env.pop("CANARY_STORE")
     sim = subprocess.Popen(
         [*CANARY_BIN, "sim", "serve", "--config", str(sim_cfg), "--port", str(port)],
-        env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_listening(port, sim)
@@ -167,7 +180,9 @@ def main() -> None:
         for i in range(args.repeat):
             runs.append(in_process_run(run_cfg, f"2001-02-{i + 1:02d}"))
             elapsed, peak = timed_process(
-                [*CANARY_BIN, "run", "--config", str(run_cfg), "--as-of", f"2001-03-{i + 1:02d}", "--quiet"], env, root
+                [*CANARY_BIN, "run", "--config", str(run_cfg), "--as-of", f"2001-03-{i + 1:02d}", "--quiet"],
+                env,
+                root,
             )
             procs.append(elapsed)
             rss.append(peak)
@@ -183,17 +198,26 @@ def main() -> None:
         best, med = min(values), statistics.median(values)
         verdict = "" if target is None else ("  ok" if med / FLOOR_S <= target else "  OVER")
         limit = "" if target is None else f"(target <= {target})"
-        print(f"{name:<28} median {med:6.3f} s  ratio {med / FLOOR_S:5.2f}  best {best / FLOOR_S:5.2f} {limit}{verdict}")
+        print(
+            f"{name:<28} median {med:6.3f} s  ratio {med / FLOOR_S:5.2f}  best {best / FLOOR_S:5.2f} {limit}{verdict}"
+        )
 
-    print(f"throughput: {N} samples, concurrency {CONCURRENCY}, latency {LATENCY_MS} ms, "
-          f"protocol {args.protocol}, floor N/c x latency = {FLOOR_S:.2f} s, {args.repeat} repeats")
+    print(
+        f"throughput: {N} samples, concurrency {CONCURRENCY}, latency {LATENCY_MS} ms, "
+        f"protocol {args.protocol}, floor N/c x latency = {FLOOR_S:.2f} s, {args.repeat} repeats"
+    )
     row("run (in-process)", runs, 1.5)
     row("canary run (whole process)", procs, 2.5)
     row("bare SDK loop (reference)", bares, None)
-    print(f"{'start-up (canary --help)':<28} median {statistics.median(helps):6.3f} s  (target <= 1.0 s)"
-          + ("  ok" if statistics.median(helps) <= 1.0 else "  OVER"))
+    print(
+        f"{'start-up (canary --help)':<28} median {statistics.median(helps):6.3f} s  (target <= 1.0 s)"
+        + ("  ok" if statistics.median(helps) <= 1.0 else "  OVER")
+    )
     peak_mb = max(rss) / 1024
-    print(f"{'peak RSS of canary run':<28} {peak_mb:6.1f} MB  (target <= 100 MB)" + ("  ok" if peak_mb <= 100 else "  OVER"))
+    print(
+        f"{'peak RSS of canary run':<28} {peak_mb:6.1f} MB  (target <= 100 MB)"
+        + ("  ok" if peak_mb <= 100 else "  OVER")
+    )
 
 
 if __name__ == "__main__":

@@ -68,9 +68,12 @@ def findings_for(project: Project, store: Store, day: date, now: datetime) -> li
     out: list[Finding] = []
     for model in models:
         md = ModelDay(
-            model=model, day=day, overall=series.overall(per, model.id),
+            model=model,
+            day=day,
+            overall=series.overall(per, model.id),
             per_canary={cid: days for (mid, cid), days in per.items() if mid == model.id},
-            latencies=lat.get(model.id, {}), served=served.get(model.id, {}),
+            latencies=lat.get(model.id, {}),
+            served=served.get(model.id, {}),
         )
         out += model_findings(md, cfg.detect, cfg.signals, history)
     out += config_findings(models, modelstatus.latest(store, ids, up_to=day))
@@ -95,9 +98,11 @@ def not_judged_lines(findings: list[Finding]) -> list[str]:
             lines.append(f.summary)
         if canaries:
             have, need = min(f.warming for f in found if f.scope != ALL)  # type: ignore[type-var]
-            lines.append(f"{model_id} {len(canaries)} canar{'y' if len(canaries) == 1 else 'ies'} "
-                         f"({', '.join(canaries[:5])}{', …' if len(canaries) > 5 else ''}): not judged yet: "
-                         f"{have} of {need} baseline days")
+            lines.append(
+                f"{model_id} {len(canaries)} canar{'y' if len(canaries) == 1 else 'ies'} "
+                f"({', '.join(canaries[:5])}{', …' if len(canaries) > 5 else ''}): not judged yet: "
+                f"{have} of {need} baseline days"
+            )
     return lines
 
 
@@ -131,17 +136,27 @@ def run_check(
         if newest is not None and day < newest:
             report.history_of = newest
         else:
-            report.events = apply(conn, report.findings, day=day, now=at, repeat_hours=alerts_cfg.repeat_hours,
-                                  watched=watched, report_url=alerts_cfg.report_url)
-        notify = [e for e in report.events if not (said_gap and e.signal == "stale" and e.event == "resolved")]
+            report.events = apply(
+                conn,
+                report.findings,
+                day=day,
+                now=at,
+                repeat_hours=alerts_cfg.repeat_hours,
+                watched=watched,
+                report_url=alerts_cfg.report_url,
+            )
+        notify = [
+            e for e in report.events if not (said_gap and e.signal == "stale" and e.event == "resolved")
+        ]
         if notify and channels:
             message = group(notify, now=at, report_url=alerts_cfg.report_url)
             db.enqueue(conn, message.id, [c.name for c in channels], message_to_json(message), at)
             report.message_id = message.id
         report.firing, report.silenced = open_alerts(conn, at)
     if deliver and channels:
-        report.delivery = deliver_pending(store, channels, attempts=alerts_cfg.delivery_attempts,
-                                          give_up_hours=alerts_cfg.give_up_hours)
+        report.delivery = deliver_pending(
+            store, channels, attempts=alerts_cfg.delivery_attempts, give_up_hours=alerts_cfg.give_up_hours
+        )
         if report.delivery.channel_events:  # a channel alert opened or resolved while delivering
             with store.reading() as conn:
                 report.firing, report.silenced = open_alerts(conn, at)

@@ -16,7 +16,11 @@ from canary.errors import EXIT_CONFIG, EXIT_FIRING, EXIT_SOFTWARE, EXIT_USAGE, C
 CONTEXT = {"auto_envvar_prefix": "CANARY", "help_option_names": ["-h", "--help"], "show_default": True}
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), envvar="CANARY_CONFIG", show_envvar=True,
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="CANARY_CONFIG",
+    show_envvar=True,
     help="Path to canary.yaml (default: ./canary.yaml).",
 )
 
@@ -101,17 +105,28 @@ def validate(config_path: str | None) -> None:
 @click.option("--model", "model_ids", multiple=True, metavar="ID", help="Only this model (repeatable).")
 @click.option("--canary", "canary_ids", multiple=True, metavar="ID", help="Only this canary (repeatable).")
 @click.option("--tag", "tags", multiple=True, metavar="T", help="Only canaries with this tag (repeatable).")
-@click.option("--samples", type=click.IntRange(1, 1000), help="Samples per canary per model (overrides the files).")
-@click.option("--as-of", "as_of", callback=_day, metavar="YYYY-MM-DD", help="Record the run under this UTC day.")
+@click.option(
+    "--samples", type=click.IntRange(1, 1000), help="Samples per canary per model (overrides the files)."
+)
+@click.option(
+    "--as-of", "as_of", callback=_day, metavar="YYYY-MM-DD", help="Record the run under this UTC day."
+)
 @click.option("--force", is_flag=True, help="Re-run slots already recorded for the day and replace them.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--no-check", is_flag=True, help="Do not run `canary check` for the day afterwards.")
-@click.option("--wait", is_flag=True, help="If another run holds the database, wait for it instead of exiting 75.")
-@click.option("--shard", "shard", metavar="i/N",
-              help="Run only this host's deterministic share of the (model, canary) pairs.")
-def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, as_json, no_check, wait,
-        shard) -> None:
+@click.option(
+    "--wait", is_flag=True, help="If another run holds the database, wait for it instead of exiting 75."
+)
+@click.option(
+    "--shard",
+    "shard",
+    metavar="i/N",
+    help="Run only this host's deterministic share of the (model, canary) pairs.",
+)
+def run(
+    config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, as_json, no_check, wait, shard
+) -> None:
     """Replay every canary against every model and store each sample.
 
     Only slots missing for the day are run (a second run the same day fills gaps);
@@ -130,18 +145,30 @@ def run(config_path, model_ids, canary_ids, tags, samples, as_of, force, quiet, 
     from canary.pipeline import run as run_pipeline
 
     project = _load(config_path)
-    heartbeat = Heartbeat.from_config(project.config.heartbeat, os.environ,
-                                      warn=lambda line: click.echo(f"canary: {line}", err=True))
+    heartbeat = Heartbeat.from_config(
+        project.config.heartbeat, os.environ, warn=lambda line: click.echo(f"canary: {line}", err=True)
+    )
     report = None
     try:
         if not no_check:
             from canary.alerts.channels import build_channels
 
-            channels = build_channels(project.config.alerts, os.environ, base_dir=project.root)  # a bad alert setup fails before the run
+            channels = build_channels(
+                project.config.alerts, os.environ, base_dir=project.root
+            )  # a bad alert setup fails before the run
         from canary.plan import Shard
 
-        options = RunOptions(tuple(model_ids), tuple(canary_ids), tuple(tags), samples, as_of, force, quiet,
-                             wait=wait, shard=Shard.parse(shard) if shard else None)
+        options = RunOptions(
+            tuple(model_ids),
+            tuple(canary_ids),
+            tuple(tags),
+            samples,
+            as_of,
+            force,
+            quiet,
+            wait=wait,
+            shard=Shard.parse(shard) if shard else None,
+        )
         report = run_pipeline(project, options, on_start=heartbeat.run_started)
         firing = _print_run(project, report, None if no_check else channels, as_json=as_json)
         code = _run_exit_code(report, firing)
@@ -160,18 +187,31 @@ def _print_run(project, report, channels, *, as_json: bool) -> bool:
 
     summaries = summarize(report.stats.samples)
     if as_json:
-        click.echo(json.dumps({
-            "run_id": report.run_id, "day": report.day.isoformat(), "planned": report.planned,
-            "models": [s.as_dict() for s in summaries],
-            "trouble": {k: {"message": v.message, "state": v.state, "skipped": v.skipped}
-                        for k, v in report.trouble.items()},
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": report.run_id,
+                    "day": report.day.isoformat(),
+                    "planned": report.planned,
+                    "models": [s.as_dict() for s in summaries],
+                    "trouble": {
+                        k: {"message": v.message, "state": v.state, "skipped": v.skipped}
+                        for k, v in report.trouble.items()
+                    },
+                },
+                indent=2,
+            )
+        )
     elif report.planned == 0 and not report.trouble:
-        click.echo(f"nothing to run: all {report.already} slots for {report.day} are recorded (--force re-runs them)")
+        click.echo(
+            f"nothing to run: all {report.already} slots for {report.day} are recorded (--force re-runs them)"
+        )
     elif report.planned:
         from canary.ui import console
 
-        console().print(render_table(summaries, f"run {report.run_id} · {report.day} · {report.planned} samples"))
+        console().print(
+            render_table(summaries, f"run {report.run_id} · {report.day} · {report.planned} samples")
+        )
     from canary.textsafe import visible
 
     for model_id, trouble in sorted(report.trouble.items()):
@@ -180,7 +220,9 @@ def _print_run(project, report, channels, *, as_json: bool) -> bool:
         message = visible(trouble.message)  # the server's own words: bidi and control characters shown
         click.echo(f"canary: model {model_id}: {message}{skipped}{hint}", err=True)
     for (model_id, canary_id, _, index), why in report.unstorable:
-        click.echo(f"canary: {model_id} / {canary_id} sample {index} {why}; stored as harness_error", err=True)
+        click.echo(
+            f"canary: {model_id} / {canary_id} sample {index} {why}; stored as harness_error", err=True
+        )
     if channels is None:
         return False
     return _check_and_print(project, report.day, channels, as_json=False, quiet=as_json)
@@ -193,8 +235,11 @@ def _run_exit_code(report, firing: bool) -> int:
     if "scorer" in crashed:
         click.echo("canary: a scorer crashed; see `canary results --last` (outcome harness_error)", err=True)
     if "harness" in crashed:
-        click.echo("canary: canary itself failed on a sample (a bug: please report it); see "
-                   "`canary results --last` (outcome harness_error)", err=True)
+        click.echo(
+            "canary: canary itself failed on a sample (a bug: please report it); see "
+            "`canary results --last` (outcome harness_error)",
+            err=True,
+        )
     if any(s.outcome == "harness_error" for s in report.stats.samples):
         return EXIT_SOFTWARE
     return EXIT_FIRING if firing else 0
@@ -210,7 +255,9 @@ def _check_and_print(project, day, channels, *, as_json: bool, quiet: bool = Fal
     from canary.store import Store
 
     with Store.open(project.store_url, base_dir=project.root) as store:
-        gap = say_gap(project.config, store, day=day, channels=channels)  # queued here, delivered by the check
+        gap = say_gap(
+            project.config, store, day=day, channels=channels
+        )  # queued here, delivered by the check
         report = run_check(project, store, as_of=day, channels=channels, said_gap=gap is not None)
     if gap is not None and not as_json:
         click.echo(f"canary: monitoring gap: {gap.summary}", err=True)
@@ -252,11 +299,15 @@ def _print_check(report) -> None:
     out = console()
     muted = f" ({len(report.silenced)} silenced)" if report.silenced else ""
     now = " now" if report.history_of else ""  # a history check changes nothing: these are today's
-    out.print(f"check {report.day}: {len(report.firing) + len(report.silenced)} alert(s) firing{now}{muted}, "
-              f"{len(report.events)} new notification event(s)")
+    out.print(
+        f"check {report.day}: {len(report.firing) + len(report.silenced)} alert(s) firing{now}{muted}, "
+        f"{len(report.events)} new notification event(s)"
+    )
     if report.history_of:
-        out.print(f"  [yellow]HISTORY[/]  {report.history_of} is already judged: {report.day} is history, so no "
-                  "alert was opened, resolved or notified")
+        out.print(
+            f"  [yellow]HISTORY[/]  {report.history_of} is already judged: {report.day} is history, so no "
+            "alert was opened, resolved or notified"
+        )
         for f in report.findings:
             if f.status == "firing":
                 out.print(f"  [yellow]WAS FIRING[/] {escape(f.summary)}")
@@ -272,7 +323,9 @@ def _print_check(report) -> None:
         if not any(e.alert_id == a.id for e in (*report.events, *report.delivery.channel_events)):
             out.print(f"  [red]FIRING[/]   {escape(a.summary)} (since {a.opened_day})")
     for a in report.silenced:
-        out.print(f"  [magenta]SILENCED[/] {escape(a.summary)} (since {a.opened_day}; firing, notifications muted)")
+        out.print(
+            f"  [magenta]SILENCED[/] {escape(a.summary)} (since {a.opened_day}; firing, notifications muted)"
+        )
     for channel, _ in report.delivery.sent:
         out.print(f"  sent via {channel}")
     for channel, _, error in report.delivery.failed:
@@ -280,12 +333,16 @@ def _print_check(report) -> None:
     for channel, _, error in report.delivery.gave_up:
         out.print(f"  [red]not delivered via {channel}: {escape(error)} (failed; not retried)[/]")
     for e in report.delivery.channel_events:
-        out.print(f"  [{'bold red' if e.event == 'firing' else 'green'}]{e.event.upper():<8}[/] {escape(e.summary)}")
+        out.print(
+            f"  [{'bold red' if e.event == 'firing' else 'green'}]{e.event.upper():<8}[/] {escape(e.summary)}"
+        )
 
 
 @cli.command()
 @config_option
-@click.option("--as-of", "as_of", callback=_day, metavar="YYYY-MM-DD", help="Judge this UTC day (default: today).")
+@click.option(
+    "--as-of", "as_of", callback=_day, metavar="YYYY-MM-DD", help="Judge this UTC day (default: today)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check(config_path, as_of, as_json) -> None:
     """Judge the day: open and resolve alerts, queue and deliver notifications.
@@ -323,32 +380,55 @@ def alerts(config_path, show_all, as_json) -> None:
         pending = db.queued(store)
         undeliverable = db.failed(store, limit=10)
     if as_json:
-        click.echo(json.dumps([{**jsonable(r), "events": jsonable(events[r.id])} for r in rows], indent=2,
-                              ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                [{**jsonable(r), "events": jsonable(events[r.id])} for r in rows],
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     table = Table(title=f"{'all' if show_all else 'firing'} alerts", title_justify="left")
     for name in ("state", "model", "scope", "signal", "opened", "resolved", "notified", "summary"):
         table.add_column(name, overflow="fold")
     for r in rows:
         table.add_row(
-            r.state, escape(r.model_id), escape(r.scope), r.signal, str(r.opened_day), str(r.resolved_day or "-"),
-            str(r.notify_count), escape(r.summary),
+            r.state,
+            escape(r.model_id),
+            escape(r.scope),
+            r.signal,
+            str(r.opened_day),
+            str(r.resolved_day or "-"),
+            str(r.notify_count),
+            escape(r.summary),
         )
     console().print(table)
     if not rows:
         click.echo("no alerts" if show_all else "no alert is firing")
     if pending:
-        click.echo(f"{len(pending)} notification(s) queued for delivery (a later check retries them once due)")
+        click.echo(
+            f"{len(pending)} notification(s) queued for delivery (a later check retries them once due)"
+        )
     for row in undeliverable:
-        click.echo(f"notification failed via {row.channel} ({row.created_at:%Y-%m-%d %H:%M} UTC): {row.last_error}")
+        click.echo(
+            f"notification failed via {row.channel} ({row.created_at:%Y-%m-%d %H:%M} UTC): {row.last_error}"
+        )
 
 
 @cli.command()
 @config_option
 @click.argument("model_id")
-@click.option("--canary", "canary_id", metavar="ID", help="Only this canary's alerts (default: all of the model's).")
-@click.option("--until", "until", callback=_day, required=True, metavar="YYYY-MM-DD",
-              help="Muted through the end of this UTC day.")
+@click.option(
+    "--canary", "canary_id", metavar="ID", help="Only this canary's alerts (default: all of the model's)."
+)
+@click.option(
+    "--until",
+    "until",
+    callback=_day,
+    required=True,
+    metavar="YYYY-MM-DD",
+    help="Muted through the end of this UTC day.",
+)
 @click.option("--reason", default="", help="Why, for the record.")
 def silence(config_path, model_id, canary_id, until, reason) -> None:
     """Mute a model's alerts (or one canary's) until a date. Alerts still open and resolve;
@@ -365,11 +445,14 @@ def silence(config_path, model_id, canary_id, until, reason) -> None:
         raise CanaryError(f"unknown canary id `{canary_id}` (see prompts/)", exit_code=EXIT_CONFIG)
     now = datetime.now(UTC)
     if until < now.date():
-        raise CanaryError(f"--until {until} is in the past (today is {now.date()} UTC): give today or a later "
-                          "day", exit_code=EXIT_USAGE)
+        raise CanaryError(
+            f"--until {until} is in the past (today is {now.date()} UTC): give today or a later day",
+            exit_code=EXIT_USAGE,
+        )
     with Store.open(project.store_url, base_dir=project.root) as store:
-        db.add_silence(store, model_id=model_id, canary_id=canary_id, until=end_of_day(until), reason=reason,
-                       now=now)
+        db.add_silence(
+            store, model_id=model_id, canary_id=canary_id, until=end_of_day(until), reason=reason, now=now
+        )
     what = f"{model_id}/{canary_id}" if canary_id else model_id
     click.echo(f"silenced {what} through {until}" + (f": {reason}" if reason else ""))
 
@@ -380,8 +463,11 @@ def silence(config_path, model_id, canary_id, until, reason) -> None:
 @cli.command()
 @config_option
 @click.option("--once", is_flag=True, help="Run one job now (run, check, report) and exit with its code.")
-@click.option("--print-systemd", is_flag=True,
-              help="Print canary.service, canary.timer and canary-scheduler.service, then exit.")
+@click.option(
+    "--print-systemd",
+    is_flag=True,
+    help="Print canary.service, canary.timer and canary-scheduler.service, then exit.",
+)
 @click.option("--print-cron", is_flag=True, help="Print a crontab entry (flock-guarded), then exit.")
 @click.option("--user", help="User= for --print-systemd.")
 def schedule(config_path, once, print_systemd, print_cron, user) -> None:
@@ -421,14 +507,28 @@ def status(config_path, as_json) -> None:
 
 @cli.command()
 @config_option
-@click.option("--format", "fmt", required=True, type=click.Choice(["json", "csv", "openmetrics", "junit"]),
-              help="json/csv: one row per day x model x canary; openmetrics: Prometheus gauges (node exporter "
-                   "textfile collector); junit: one test case per sample, for a CI gate.")
-@click.option("--out", default="-", metavar="PATH",
-              help="Write to PATH atomically (temp file + rename), or - for stdout.")
-@click.option("--day", "day", callback=_day, metavar="YYYY-MM-DD",
-              help="json/csv: the window's last day; openmetrics/junit: the day (default: newest with data / "
-                   "the latest run's day).")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["json", "csv", "openmetrics", "junit"]),
+    help="json/csv: one row per day x model x canary; openmetrics: Prometheus gauges (node exporter "
+    "textfile collector); junit: one test case per sample, for a CI gate.",
+)
+@click.option(
+    "--out",
+    default="-",
+    metavar="PATH",
+    help="Write to PATH atomically (temp file + rename), or - for stdout.",
+)
+@click.option(
+    "--day",
+    "day",
+    callback=_day,
+    metavar="YYYY-MM-DD",
+    help="json/csv: the window's last day; openmetrics/junit: the day (default: newest with data / "
+    "the latest run's day).",
+)
 @click.option("--days", default=30, type=click.IntRange(1, 3660), help="json/csv: days of history.")
 @click.option("--model", "model_ids", multiple=True, metavar="ID", help="Only this model (repeatable).")
 def export(config_path, fmt, out, day, days, model_ids) -> None:
@@ -443,10 +543,14 @@ def export(config_path, fmt, out, day, days, model_ids) -> None:
 
 @cli.command()
 @config_option
-@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder (default: the project's reports/).")
+@click.option(
+    "--out", "out", type=click.Path(file_okay=False), help="Output folder (default: the project's reports/)."
+)
 @click.option("--days", default=90, type=click.IntRange(1, 3660), help="Days of history to show.")
 @click.option("--model", "model_ids", multiple=True, metavar="ID", help="Only this model (repeatable).")
-@click.option("--as-of", "as_of", callback=_day, metavar="YYYY-MM-DD", help="The report's last day (default: today).")
+@click.option(
+    "--as-of", "as_of", callback=_day, metavar="YYYY-MM-DD", help="The report's last day (default: today)."
+)
 def report(config_path, out, days, model_ids, as_of) -> None:
     """Write the static HTML report: overview, per model x canary trends with their bands,
     alerts, transcripts of failures, and a model-vs-model comparison. Self-contained: open
@@ -458,7 +562,9 @@ def report(config_path, out, days, model_ids, as_of) -> None:
     known = {m.id for m in project.config.models}
     for model_id in model_ids:
         if model_id not in known:
-            raise CanaryError(f"unknown model id `{model_id}` (known: {', '.join(sorted(known))})", exit_code=EXIT_CONFIG)
+            raise CanaryError(
+                f"unknown model id `{model_id}` (known: {', '.join(sorted(known))})", exit_code=EXIT_CONFIG
+            )
     target = Path(out) if out else project.root / project.config.reports
     with Store.open(project.store_url, base_dir=project.root) as store:
         index = write_report(project, store, out=target, days=days, model_ids=model_ids, today=as_of)
@@ -467,7 +573,9 @@ def report(config_path, out, days, model_ids, as_of) -> None:
 
 @cli.command()
 @click.option("--days", default=45, type=click.IntRange(30, 365), help="Simulated days.")
-@click.option("--out", "out", default="reports/demo", type=click.Path(file_okay=False), help="Where the report goes.")
+@click.option(
+    "--out", "out", default="reports/demo", type=click.Path(file_okay=False), help="Where the report goes."
+)
 def demo(days, out) -> None:
     """Run a simulated month end to end with no keys: four simulated models (one silently
     regresses, its successor is steady, one has a two-day 529 incident, one is silently
@@ -506,7 +614,9 @@ def sim() -> None:
 @sim.command("serve")
 @config_option
 @click.option("--host", default="127.0.0.1", help="Interface to bind (loopback by default).")
-@click.option("--port", default=8787, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port).")
+@click.option(
+    "--port", default=8787, type=click.IntRange(0, 65535), help="Port to listen on (0: any free port)."
+)
 def sim_serve(config_path, host, port) -> None:
     """Serve the simulator over HTTP, scripted by the sim models and canaries of a project.
 

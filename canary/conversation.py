@@ -51,7 +51,9 @@ def _tool_result_text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-async def _score(probe: Probe, turn: TurnRecord, n_turns: int, names: list[str | None], inp: ScoreInput) -> None:
+async def _score(
+    probe: Probe, turn: TurnRecord, n_turns: int, names: list[str | None], inp: ScoreInput
+) -> None:
     for bound in probe.canary.scorers:
         if n_turns > 1 and not bound.applies_to(turn.index, n_turns, names):
             continue
@@ -110,7 +112,9 @@ async def converse(provider, probe: Probe) -> Transcript:
             response = await _call(provider, probe, ChatRequest(system, tuple(messages)), t, turn)
             if response is None:
                 return t
-            messages.append(Message("assistant", response.text, response.tool_calls, reasoning=response.reasoning))
+            messages.append(
+                Message("assistant", response.text, response.tool_calls, reasoning=response.reasoning)
+            )
             inp = ScoreInput(response.text, response.tool_calls, index, canary, tuple(messages), response)
             await _score(probe, turn, len(canary.turns), names, inp)
             if not response.text.strip() and not response.tool_calls:
@@ -144,7 +148,12 @@ async def converse(provider, probe: Probe) -> Transcript:
     if fed:
         for call in fed:
             messages.append(
-                Message("tool", _tool_result_text(canary.tool_results[call.name]), tool_call_id=call.id, tool_name=call.name)
+                Message(
+                    "tool",
+                    _tool_result_text(canary.tool_results[call.name]),
+                    tool_call_id=call.id,
+                    tool_name=call.name,
+                )
             )
         sent = "\n".join(f"[{c.name} result] {_tool_result_text(canary.tool_results[c.name])}" for c in fed)
         final_turn = TurnRecord(2, sent)
@@ -169,25 +178,46 @@ async def run_probe(provider, probe: Probe) -> SampleResult:
     started = _now()
     model = probe.model.config
     base = dict(
-        day=probe.day, model_id=model.id, canary_id=probe.canary.id, canary_hash=probe.canary.hash,
-        sample_index=probe.sample_index, started_at=started,
+        day=probe.day,
+        model_id=model.id,
+        canary_id=probe.canary.id,
+        canary_hash=probe.canary.hash,
+        sample_index=probe.sample_index,
+        started_at=started,
     )
     try:
         t = await converse(provider, probe)
     except ScorerCrashed as exc:
-        return SampleResult(**base, outcome="harness_error", finished_at=_now(), reason=str(exc)[:500],
-                            error_code="scorer", error_message=str(exc)[:500])
+        return SampleResult(
+            **base,
+            outcome="harness_error",
+            finished_at=_now(),
+            reason=str(exc)[:500],
+            error_code="scorer",
+            error_message=str(exc)[:500],
+        )
     except Exception as exc:  # canary's own bug: this sample records it, the others go on
         text = one_line(f"canary bug: {type(exc).__name__}: {exc}")
-        return SampleResult(**base, outcome="harness_error", finished_at=_now(), reason=text,
-                            error_code="harness", error_message=text)
+        return SampleResult(
+            **base,
+            outcome="harness_error",
+            finished_at=_now(),
+            reason=text,
+            error_code="harness",
+            error_message=text,
+        )
     turns = t.turns
     in_tok = sum(turn.input_tokens for turn in turns)
     out_tok = sum(turn.output_tokens for turn in turns)
     last = next((turn for turn in reversed(turns) if turn.served_model), None)
     result = SampleResult(
-        **base, outcome="pass", finished_at=_now(), turns=turns, attempts=t.attempts,
-        input_tokens=in_tok, output_tokens=out_tok,
+        **base,
+        outcome="pass",
+        finished_at=_now(),
+        turns=turns,
+        attempts=t.attempts,
+        input_tokens=in_tok,
+        output_tokens=out_tok,
         cost_usd=model.price.cost(in_tok, out_tok) if model.price else None,
         latency_s=sum(turn.latency_s for turn in turns),
         served_model=last.served_model if last else None,

@@ -103,7 +103,9 @@ def with_simulated_latency(sample: SampleResult) -> SampleResult:
     (the simulator fails at once). The sample's latency stays the sum over its successful calls."""
     turns = [replace(t, latency_s=simulated_call_s(t.output_tokens)) for t in sample.turns]
     by_turn = {t.index: t.latency_s for t in turns}
-    attempts = [replace(a, latency_s=by_turn.get(a.turn, 0.0) if a.code == "ok" else 0.0) for a in sample.attempts]
+    attempts = [
+        replace(a, latency_s=by_turn.get(a.turn, 0.0) if a.code == "ok" else 0.0) for a in sample.attempts
+    ]
     return replace(sample, turns=turns, attempts=attempts, latency_s=round(sum(by_turn.values()), 3))
 
 
@@ -132,14 +134,22 @@ class DemoPlan:
         regression = max(month + timedelta(days=7), start + timedelta(days=29))
         incident = max(month + timedelta(days=14), regression + timedelta(days=4))
         reroute = max(month + timedelta(days=20), incident + timedelta(days=4))
-        return cls(start, end, min(regression, end), min(incident, end), min(reroute, end), end + timedelta(days=10))
+        return cls(
+            start, end, min(regression, end), min(incident, end), min(reroute, end), end + timedelta(days=10)
+        )
 
 
 def write_project(folder: Path, days: int, plan: DemoPlan) -> Path:
     scaffold(folder, force=True)
     config = CONFIG.format(
-        days=days, start=plan.start, end=plan.end, regression=plan.regression, incident=plan.incident,
-        incident_end=plan.incident + timedelta(days=1), reroute=plan.reroute, retires=plan.retires,
+        days=days,
+        start=plan.start,
+        end=plan.end,
+        regression=plan.regression,
+        incident=plan.incident,
+        incident_end=plan.incident + timedelta(days=1),
+        reroute=plan.reroute,
+        retires=plan.retires,
     )
     (folder / "canary.yaml").write_text(config, encoding="utf-8")
     return folder / "canary.yaml"
@@ -154,10 +164,14 @@ def run_demo(days: int, out: Path, *, echo: Callable[[str], None] = print, end: 
     workspace = Path(tempfile.mkdtemp(prefix="canary-demo-"))
     try:
         project = load_project(write_project(workspace, days, plan))
-        echo(f"canary demo: {days} simulated days, {plan.start} to {plan.end}; "
-             f"{len(project.config.models)} models x {len(project.canaries)} canaries x 3 samples a day")
-        echo(f"  scripted: opus-4.5 regresses from {plan.regression}; gpt-5.1 is overloaded on {plan.incident} "
-             f"and the day after; gateway-sonnet is re-routed from {plan.reroute}")
+        echo(
+            f"canary demo: {days} simulated days, {plan.start} to {plan.end}; "
+            f"{len(project.config.models)} models x {len(project.canaries)} canaries x 3 samples a day"
+        )
+        echo(
+            f"  scripted: opus-4.5 regresses from {plan.regression}; gpt-5.1 is overloaded on {plan.incident} "
+            f"and the day after; gateway-sonnet is re-routed from {plan.reroute}"
+        )
         with SimulatedClockStore.open(project.store_url, base_dir=project.root) as store:
             for offset in range(days):
                 day = plan.start + timedelta(days=offset)

@@ -38,8 +38,18 @@ ALL_MODELS = "*"  # an alert about the canary itself (canary.alerts.findings.ALL
 
 # The column order of json and csv rows; a stable contract for whoever reads the file.
 COLUMNS: tuple[str, ...] = (
-    "day", "model", "canary", "samples", "passes", "scored", "unavailable", "errors", "pass_rate",
-    "output_tokens_per_task", "cost_usd", "latency_p95_s",
+    "day",
+    "model",
+    "canary",
+    "samples",
+    "passes",
+    "scored",
+    "unavailable",
+    "errors",
+    "pass_rate",
+    "output_tokens_per_task",
+    "cost_usd",
+    "latency_p95_s",
 )
 
 
@@ -70,10 +80,18 @@ class DailyRow:
 
     def as_dict(self) -> dict[str, Any]:
         values = {
-            "day": self.day.isoformat(), "model": self.model, "canary": self.canary, "samples": self.samples,
-            "passes": self.passes, "scored": self.scored, "unavailable": self.unavailable, "errors": self.errors,
-            "pass_rate": _round(self.pass_rate, 6), "output_tokens_per_task": _round(self.output_tokens_per_task, 3),
-            "cost_usd": _round(self.cost_usd, 8), "latency_p95_s": _round(self.latency_p95_s, 6),
+            "day": self.day.isoformat(),
+            "model": self.model,
+            "canary": self.canary,
+            "samples": self.samples,
+            "passes": self.passes,
+            "scored": self.scored,
+            "unavailable": self.unavailable,
+            "errors": self.errors,
+            "pass_rate": _round(self.pass_rate, 6),
+            "output_tokens_per_task": _round(self.output_tokens_per_task, 3),
+            "cost_usd": _round(self.cost_usd, 8),
+            "latency_p95_s": _round(self.latency_p95_s, 6),
         }
         return {k: values[k] for k in COLUMNS}
 
@@ -96,7 +114,9 @@ def _p95_stmt(group: Sequence[sa.ColumnElement[Any]], where: Sequence[sa.ColumnE
     share = sa.func.cume_dist().over(partition_by=list(group), order_by=c.latency_s).label("share")
     ranked = sa.select(*group, c.latency_s, share).where(c.outcome.in_(SCORED), *where).subquery()
     keys = [ranked.c[col.name] for col in group]
-    return sa.select(*keys, sa.func.min(sa.case((ranked.c.share >= 0.95, ranked.c.latency_s)))).group_by(*keys)
+    return sa.select(*keys, sa.func.min(sa.case((ranked.c.share >= 0.95, ranked.c.latency_s)))).group_by(
+        *keys
+    )
 
 
 def daily_rows(store: Store, model_ids: Collection[str], start: date, end: date) -> list[DailyRow]:
@@ -105,17 +125,37 @@ def daily_rows(store: Store, model_ids: Collection[str], start: date, end: date)
     where = [c.model_id.in_(list(model_ids)), c.day.between(start, end)]
     scored = c.outcome.in_(SCORED)
     group = [c.day, c.model_id, c.canary_id]
-    counts = sa.select(
-        *group, sa.func.count(), _count(c.outcome == "pass"), _count(scored), _count(c.outcome == "unavailable"),
-        _count(c.outcome.in_(("error", "harness_error"))),
-        sa.func.sum(sa.case((scored, c.output_tokens), else_=0)),
-        sa.func.sum(c.cost_usd), _count(c.cost_usd.is_not(None)),
-    ).where(*where).group_by(*group)
+    counts = (
+        sa.select(
+            *group,
+            sa.func.count(),
+            _count(c.outcome == "pass"),
+            _count(scored),
+            _count(c.outcome == "unavailable"),
+            _count(c.outcome.in_(("error", "harness_error"))),
+            sa.func.sum(sa.case((scored, c.output_tokens), else_=0)),
+            sa.func.sum(c.cost_usd),
+            _count(c.cost_usd.is_not(None)),
+        )
+        .where(*where)
+        .group_by(*group)
+    )
     with store.reading() as conn:
         p95 = {(d, m, k): float(v) for d, m, k, v in conn.execute(_p95_stmt(group, where)) if v is not None}
         rows = [
-            DailyRow(d, m, k, int(n), int(p), int(s), int(u), int(e), int(tok or 0),
-                     float(cost) if priced else None, p95.get((d, m, k)))
+            DailyRow(
+                d,
+                m,
+                k,
+                int(n),
+                int(p),
+                int(s),
+                int(u),
+                int(e),
+                int(tok or 0),
+                float(cost) if priced else None,
+                p95.get((d, m, k)),
+            )
             for d, m, k, n, p, s, u, e, tok, cost, priced in conn.execute(counts)
         ]
     return sorted(rows, key=lambda r: (r.day, r.model, r.canary))
@@ -176,7 +216,9 @@ class _Families:
 
     def add(self, name: str, value: float, **labels: str) -> None:
         text = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items())
-        self._families[name][1].append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
+        self._families[name][1].append(
+            f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}"
+        )
 
     def write(self, out: TextIO) -> None:
         for name, (help_text, lines) in self._families.items():
@@ -199,11 +241,21 @@ def write_openmetrics(store: Store, model_ids: Collection[str], day: date | None
     fam.declare("canary_samples_total", "Samples recorded for the day, per model and outcome.")
     fam.declare("canary_output_tokens_per_task", "Output tokens per scored sample of the day.")
     fam.declare("canary_latency_p95_seconds", "Nearest-rank p95 latency of the day's scored samples.")
-    fam.declare("canary_cost_per_correct_usd", "Cost of the day's priced samples / passes (models with a price).")
-    fam.declare("canary_served_model_info", "What the vendor said served the day's scored samples (1 per pair).")
-    fam.declare("canary_alerts_firing", "1 for each alert currently firing; model * signal stale: the canary itself is down.")
+    fam.declare(
+        "canary_cost_per_correct_usd", "Cost of the day's priced samples / passes (models with a price)."
+    )
+    fam.declare(
+        "canary_served_model_info", "What the vendor said served the day's scored samples (1 per pair)."
+    )
+    fam.declare(
+        "canary_alerts_firing",
+        "1 for each alert currently firing; model * signal stale: the canary itself is down.",
+    )
     fam.declare("canary_last_run_timestamp_seconds", "When the newest completed run ended (Unix time).")
-    fam.declare("canary_last_run_success", "1 if the newest completed run finished, 0 if it failed or was interrupted.")
+    fam.declare(
+        "canary_last_run_success",
+        "1 if the newest completed run finished, 0 if it failed or was interrupted.",
+    )
     fam.declare("canary_runs_running", "Runs marked running (a crashed run stays so until the next one).")
 
     day = day or newest_day(store, model_ids)
@@ -215,7 +267,11 @@ def write_openmetrics(store: Store, model_ids: Collection[str], day: date | None
             if r.pass_rate is not None:
                 fam.add("canary_pass_rate", r.pass_rate, model=r.model, canary=r.canary)
             m = per_model.setdefault(r.model, {o: 0 for o in (*OUTCOMES, "tokens", "cost", "priced")})
-            for outcome, n in (("pass", r.passes), ("fail", r.scored - r.passes), ("unavailable", r.unavailable)):
+            for outcome, n in (
+                ("pass", r.passes),
+                ("fail", r.scored - r.passes),
+                ("unavailable", r.unavailable),
+            ):
                 m[outcome] += n
             m["tokens"] += r.output_tokens
             if r.cost_usd is not None:
@@ -226,24 +282,35 @@ def write_openmetrics(store: Store, model_ids: Collection[str], day: date | None
     fam.write(out)
 
 
-def _add_usage(store: Store, fam: _Families, model_ids: Collection[str], day: date,
-               per_model: dict[str, dict[str, Any]]) -> None:
+def _add_usage(
+    store: Store, fam: _Families, model_ids: Collection[str], day: date, per_model: dict[str, dict[str, Any]]
+) -> None:
     c = samples.c
     where = [c.model_id.in_(list(model_ids)), c.day == day]
     with store.reading() as conn:
-        errors = {(m, o): int(n) for m, o, n in conn.execute(
-            sa.select(c.model_id, c.outcome, sa.func.count())
-            .where(*where, c.outcome.in_(("error", "harness_error"))).group_by(c.model_id, c.outcome)
-        )}
+        errors = {
+            (m, o): int(n)
+            for m, o, n in conn.execute(
+                sa.select(c.model_id, c.outcome, sa.func.count())
+                .where(*where, c.outcome.in_(("error", "harness_error")))
+                .group_by(c.model_id, c.outcome)
+            )
+        }
         p95 = {m: float(v) for m, v in conn.execute(_p95_stmt([c.model_id], where)) if v is not None}
         served = conn.execute(
-            sa.select(c.model_id, c.served_model, c.fingerprint).where(*where, c.outcome.in_(SCORED)).distinct()
+            sa.select(c.model_id, c.served_model, c.fingerprint)
+            .where(*where, c.outcome.in_(SCORED))
+            .distinct()
         ).all()
     for model in sorted(per_model):
         m = per_model[model]
         for outcome in OUTCOMES:
-            fam.add("canary_samples_total", m[outcome] + errors.get((model, outcome), 0), model=model,
-                    outcome=outcome)
+            fam.add(
+                "canary_samples_total",
+                m[outcome] + errors.get((model, outcome), 0),
+                model=model,
+                outcome=outcome,
+            )
     for model in sorted(per_model):
         m = per_model[model]
         scored = m["pass"] + m["fail"]
@@ -254,8 +321,13 @@ def _add_usage(store: Store, fam: _Families, model_ids: Collection[str], day: da
         if m["priced"] and m["pass"]:
             fam.add("canary_cost_per_correct_usd", m["cost"] / m["pass"], model=model)
     for model, served_model, fingerprint in sorted(served, key=lambda r: tuple(v or "" for v in r)):
-        fam.add("canary_served_model_info", 1, model=model, served_model=served_model or "",
-                fingerprint=fingerprint or "")
+        fam.add(
+            "canary_served_model_info",
+            1,
+            model=model,
+            served_model=served_model or "",
+            fingerprint=fingerprint or "",
+        )
 
 
 def _add_store_facts(store: Store, fam: _Families, model_ids: Collection[str]) -> None:
@@ -269,7 +341,9 @@ def _add_store_facts(store: Store, fam: _Families, model_ids: Collection[str]) -
         ).all()
         last = conn.execute(
             sa.select(runs.c.status, runs.c.started_at, runs.c.finished_at)
-            .where(runs.c.status != "running").order_by(runs.c.started_at.desc()).limit(1)
+            .where(runs.c.status != "running")
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
         ).first()
         running = conn.execute(
             sa.select(sa.func.count()).select_from(runs).where(runs.c.status == "running")
@@ -330,13 +404,21 @@ def write_junit(rows: Sequence[SampleRow], out: TextIO, *, title: str) -> None:
         for k, v in counts.items():
             totals[k] += v
         suite = ET.SubElement(
-            root, "testsuite", name=xml_text(model), time=f"{sum(r.latency_s for r in cases):.3f}",
+            root,
+            "testsuite",
+            name=xml_text(model),
+            time=f"{sum(r.latency_s for r in cases):.3f}",
             timestamp=min(r.started_at for r in cases).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
             **{k: str(v) for k, v in counts.items()},
         )
         for r in cases:
-            case = ET.SubElement(suite, "testcase", name=xml_text(f"{r.canary_id}#{r.sample_index}"),
-                                 classname=xml_text(model), time=f"{r.latency_s:.3f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                name=xml_text(f"{r.canary_id}#{r.sample_index}"),
+                classname=xml_text(model),
+                time=f"{r.latency_s:.3f}",
+            )
             _verdict(case, r)
     for k, v in totals.items():
         root.set(k, str(v))
@@ -354,7 +436,9 @@ def _verdict(case: Any, r: SampleRow) -> None:
         node.text = xml_text(reply_excerpt(r), EXCERPT_CHARS)
     elif r.outcome == "unavailable":
         why = r.error_message or r.error_code or r.reason
-        ET.SubElement(case, "skipped", message=xml_text(f"service unavailable (not a quality verdict): {why}", 500))
+        ET.SubElement(
+            case, "skipped", message=xml_text(f"service unavailable (not a quality verdict): {why}", 500)
+        )
     elif r.outcome in ("error", "harness_error"):
         why = r.error_message or r.reason
         node = ET.SubElement(case, "error", message=xml_text(why, 500), type=r.outcome)
@@ -372,8 +456,16 @@ def _models(project: Project, model_ids: Collection[str]) -> list[str]:
     return list(model_ids) or known
 
 
-def export(project: Project, store: Store, *, fmt: Format, out: TextIO, day: date | None = None, days: int = 30,
-           model_ids: Collection[str] = ()) -> None:
+def export(
+    project: Project,
+    store: Store,
+    *,
+    fmt: Format,
+    out: TextIO,
+    day: date | None = None,
+    days: int = 30,
+    model_ids: Collection[str] = (),
+) -> None:
     """Write one export of the project's models (or `model_ids`) to `out`.
 
     json/csv: the `days` days ending at `day` (default: the newest day with data).
@@ -429,8 +521,16 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def export_to(project: Project, *, fmt: Format, out: str, day: date | None = None, days: int = 30,
-              model_ids: Collection[str] = (), stdout: TextIO | None = None) -> None:
+def export_to(
+    project: Project,
+    *,
+    fmt: Format,
+    out: str,
+    day: date | None = None,
+    days: int = 30,
+    model_ids: Collection[str] = (),
+    stdout: TextIO | None = None,
+) -> None:
     """What the CLI calls: open the store, export to `out` (a path, written atomically, or `-`)."""
     import sys
 

@@ -73,7 +73,9 @@ def _start_sim(project: Project, selection: Selection, stack: ExitStack):
     return server
 
 
-def _build_providers(selection: Selection, day: date, sim_server, skip: Collection[str] = ()) -> dict[str, object]:
+def _build_providers(
+    selection: Selection, day: date, sim_server, skip: Collection[str] = ()
+) -> dict[str, object]:
     from canary.providers import build_provider
 
     providers: dict[str, object] = {}
@@ -84,7 +86,10 @@ def _build_providers(selection: Selection, day: date, sim_server, skip: Collecti
         if cfg.provider == "sim":
             base = sim_server.anthropic_base_url if cfg.wire == "anthropic" else sim_server.openai_base_url
             providers[cfg.id] = build_provider(
-                model, api_key="sim-key-unused", base_url=base, extra_headers={SIM_DAY_HEADER: day.isoformat()}
+                model,
+                api_key="sim-key-unused",
+                base_url=base,
+                extra_headers={SIM_DAY_HEADER: day.isoformat()},
             )
         else:
             key = os.environ.get(cfg.key_env) if cfg.key_env else None
@@ -119,8 +124,14 @@ def run(project: Project, options: RunOptions, *, store=None, on_start=None) -> 
         # A run killed with kill -9 stays "running"; now that we hold the lock, it is not.
         store.mark_abandoned_runs(older_than=timedelta(hours=24))
         stored = store.stored_outcomes(day, [m.config.id for m in selection.models])
-        probes = plan(selection, day=day, stored=stored, samples=options.samples, force=options.force,
-                      shard=options.shard)
+        probes = plan(
+            selection,
+            day=day,
+            stored=stored,
+            samples=options.samples,
+            force=options.force,
+            shard=options.shard,
+        )
         probes, setup_trouble = _without_keys(project, probes, missing)
         report = RunReport(None, day, len(probes), len(stored))
         report.stats.trouble.update(setup_trouble)
@@ -130,13 +141,16 @@ def run(project: Project, options: RunOptions, *, store=None, on_start=None) -> 
             _record_status(store, report, run_models=set())
             return report
         store.save_canaries(
-            (c.id, c.hash, c.canary.kind, c.canary.model_dump_json(exclude={"sim"})) for c in selection.canaries
+            (c.id, c.hash, c.canary.kind, c.canary.model_dump_json(exclude={"sim"}))
+            for c in selection.canaries
         )
         sim_server = None
         if any(m.config.provider == "sim" for m in selection.models):
             sim_server = _start_sim(project, selection, stack)
         providers = _build_providers(selection, day, sim_server, skip=missing)
-        run_id = store.start_run(day=day, model_ids=[m.config.id for m in selection.models], n_planned=len(probes))
+        run_id = store.start_run(
+            day=day, model_ids=[m.config.id for m in selection.models], n_planned=len(probes)
+        )
         report.run_id = run_id
         writer = SampleWriter(store, run_id)
         replace = {p.key for p in probes if p.replace}
@@ -180,7 +194,9 @@ def _without_keys(
         if model_id not in trouble:
             model, var = missing[model_id]
             trouble[model_id] = ModelTrouble(
-                f"environment variable {var} is not set", breaking=True, setup=True,
+                f"environment variable {var} is not set",
+                breaking=True,
+                setup=True,
                 hint=f"{key_location(project, model)}: export {var}=... where canary runs",
             )
         trouble[model_id].skipped += 1
@@ -217,8 +233,11 @@ async def _run_all(probes: list[Probe], providers, project: Project, writer, rep
         # Only a store outage stops the run: a sample the database refuses is stored as its
         # own harness_error by the writer, and the other samples go on.
         return await run_probes(
-            probes, providers, global_limit=project.config.defaults.global_concurrency,
-            on_sample=on_sample, should_stop=lambda: writer.error,
+            probes,
+            providers,
+            global_limit=project.config.defaults.global_concurrency,
+            on_sample=on_sample,
+            should_stop=lambda: writer.error,
         )
     finally:
         await _close_providers(providers)

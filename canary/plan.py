@@ -51,7 +51,9 @@ def select(
     known_models = {m.id: m for m in project.config.models}
     for model_id in model_ids:
         if model_id not in known_models:
-            raise SetupError(f"unknown model id `{model_id}` (known: {', '.join(known_models)}; see canary.yaml models:)")
+            raise SetupError(
+                f"unknown model id `{model_id}` (known: {', '.join(known_models)}; see canary.yaml models:)"
+            )
     known_canaries = {c.id: c for c in project.canaries}
     for canary_id in canary_ids:
         if canary_id not in known_canaries:
@@ -86,7 +88,9 @@ class Shard:
         except ValueError:
             raise SetupError(f"--shard `{text}`: expected i/N, e.g. 1/3") from None
         if not (count >= 1 and 1 <= index <= count):
-            raise SetupError(f"--shard `{text}`: i must be between 1 and N (1/{max(count, 1)} .. {max(count, 1)}/{max(count, 1)})")
+            raise SetupError(
+                f"--shard `{text}`: i must be between 1 and N (1/{max(count, 1)} .. {max(count, 1)}/{max(count, 1)})"
+            )
         return cls(index, count)
 
     def __str__(self) -> str:

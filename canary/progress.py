@@ -40,8 +40,12 @@ class BarProgress:
         from rich.progress import Progress as RichProgress
 
         self.bar = RichProgress(
-            TextColumn("[bold]canary run"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[tally]}"), TimeElapsedColumn(), transient=False,
+            TextColumn("[bold]canary run"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[tally]}"),
+            TimeElapsedColumn(),
+            transient=False,
         )
         self.tally: dict[str, int] = {}
         self.task = self.bar.add_task("run", total=total, tally="")

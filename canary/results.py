@@ -56,7 +56,11 @@ def print_results(
     if failures:
         rows = [r for r in rows if r.outcome != "pass"]
     if as_json:
-        click.echo(json_visible(json.dumps([jsonable(r) for r in rows], indent=2, ensure_ascii=False, allow_nan=False)))
+        click.echo(
+            json_visible(
+                json.dumps([jsonable(r) for r in rows], indent=2, ensure_ascii=False, allow_nan=False)
+            )
+        )
         return
     from rich.markup import escape
     from rich.table import Table
@@ -64,13 +68,29 @@ def print_results(
     from canary.ui import shown
 
     table = Table(title=title, title_justify="left")
-    for name in ("model", "canary", "#", "outcome", "score", "latency s", "tokens out", "served model", "reason"):
+    for name in (
+        "model",
+        "canary",
+        "#",
+        "outcome",
+        "score",
+        "latency s",
+        "tokens out",
+        "served model",
+        "reason",
+    ):
         table.add_column(name, overflow="fold")
     for r in rows:
         table.add_row(
-            escape(r.model_id), escape(r.canary_id), str(r.sample_index), r.outcome + (" *" if r.sanitized else ""),
-            "-" if r.score is None else f"{r.score:.2f}", f"{r.latency_s:.2f}", str(r.output_tokens),
-            shown(r.served_model or "-"), shown((r.reason or "")[:160]),
+            escape(r.model_id),
+            escape(r.canary_id),
+            str(r.sample_index),
+            r.outcome + (" *" if r.sanitized else ""),
+            "-" if r.score is None else f"{r.score:.2f}",
+            f"{r.latency_s:.2f}",
+            str(r.output_tokens),
+            shown(r.served_model or "-"),
+            shown((r.reason or "")[:160]),
         )
     from canary.ui import console
 

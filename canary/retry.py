@@ -27,7 +27,9 @@ class CallOutcome:
     error: ProviderError | None  # the last error when response is None
 
 
-def retry_delay(policy: RetryPolicy, retry_number: int, retry_after_s: float | None, rand: float) -> float | None:
+def retry_delay(
+    policy: RetryPolicy, retry_number: int, retry_after_s: float | None, rand: float
+) -> float | None:
     """Seconds to wait before retry `retry_number`, or None to give up now.
 
     A server's retry-after is a floor while it is within the cap (beyond the cap waiting is
@@ -84,6 +86,13 @@ async def call_with_retry(
             await sleep(delay)
             continue
         attempts.append(
-            Attempt(number=number, started_at=started_at, latency_s=response.latency_s, status=200, code="ok", turn=turn)
+            Attempt(
+                number=number,
+                started_at=started_at,
+                latency_s=response.latency_s,
+                status=200,
+                code="ok",
+                turn=turn,
+            )
         )
         return CallOutcome(response, attempts, None)

@@ -74,7 +74,9 @@ async def run_probes(
             breaking = _breaks_model(sample)
             known = stats.trouble.get(model_id)
             if known is None or (breaking and not known.breaking):
-                stats.trouble[model_id] = ModelTrouble(sample.error_message or sample.error_code or "error", breaking)
+                stats.trouble[model_id] = ModelTrouble(
+                    sample.error_message or sample.error_code or "error", breaking
+                )
         stats.samples.append(sample)
         on_sample(sample)
         problem = should_stop()

@@ -27,7 +27,8 @@ def _template_files(root: Path) -> list[Path]:
     files = [root / "canary.yaml"]
     for folder in ("prompts", "scorers"):
         files += sorted(
-            p for p in (root / folder).rglob("*")
+            p
+            for p in (root / folder).rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and p.name != ".gitkeep"
         )
     return files
@@ -39,7 +40,9 @@ def scaffold(target: Path, *, force: bool = False) -> list[Path]:
     clashes = [f for f in files if (target / f.relative_to(root)).exists()]
     if clashes and not force:
         first = target / clashes[0].relative_to(root)
-        raise CanaryError(f"{first} already exists; pass --force to overwrite the project files", exit_code=73)
+        raise CanaryError(
+            f"{first} already exists; pass --force to overwrite the project files", exit_code=73
+        )
     written = []
     for src in files:
         dest = target / src.relative_to(root)

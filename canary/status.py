@@ -110,22 +110,33 @@ def collect_status(project: Project, store: Store, *, now: datetime | None = Non
     size = database_size(store)
     next_run, note = next_scheduled_run(project, now)
     if revision != HEAD_REVISION:
-        return Status(now, store.display_url, revision, HEAD_REVISION, size, None, (), next_run, note, (), 0, 0, 0)
+        return Status(
+            now, store.display_url, revision, HEAD_REVISION, size, None, (), next_run, note, (), 0, 0, 0
+        )
     last = store.last_run()
     with store.reading() as conn:
-        running_rows = conn.execute(
-            sa.select(runs).where(runs.c.status == "running").order_by(runs.c.started_at)
-        ).mappings().all()
+        running_rows = (
+            conn.execute(sa.select(runs).where(runs.c.status == "running").order_by(runs.c.started_at))
+            .mappings()
+            .all()
+        )
         total = conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar_one()
         today = conn.execute(
             sa.select(sa.func.count()).select_from(samples).where(samples.c.day == now.date())
         ).scalar_one()
         unfinished = [r["id"] for r in running_rows]  # their n_done was never written: count
         unfinished += [last.id] if last is not None and last.status != "finished" else []
-        stored = dict(conn.execute(
-            sa.select(samples.c.run_id, sa.func.count()).where(samples.c.run_id.in_(unfinished))
-            .group_by(samples.c.run_id)
-        ).all()) if unfinished else {}
+        stored = (
+            dict(
+                conn.execute(
+                    sa.select(samples.c.run_id, sa.func.count())
+                    .where(samples.c.run_id.in_(unfinished))
+                    .group_by(samples.c.run_id)
+                ).all()
+            )
+            if unfinished
+            else {}
+        )
     from canary.store.rows import run_from_row
 
     firing = alerting.list_alerts(store)
@@ -164,7 +175,8 @@ def _unmonitored(project: Project, store: Store) -> tuple[UnmonitoredInfo, ...]:
     states = latest(store, [m.id for m in project.config.models], up_to=date.max)
     return tuple(
         UnmonitoredInfo(s.model_id, s.state, s.day, s.reason, s.skipped)
-        for m in project.config.models if (s := states.get(m.id)) is not None and not s.ok
+        for m in project.config.models
+        if (s := states.get(m.id)) is not None and not s.ok
     )
 
 
@@ -172,8 +184,18 @@ def _run_info(run: RunRow, stored: dict[str, int]) -> RunInfo:
     """A run that did not finish (crashed, killed, still going) never wrote its n_done: count
     the samples it stored instead, so a crash shows 37/40 and not 0/40."""
     done = run.n_done if run.status == "finished" else max(run.n_done, int(stored.get(run.id, 0)))
-    return RunInfo(run.id, run.day, run.status, run.started_at, run.finished_at, run.n_planned, done,
-                   run.host, run.pid, _alive(run.host, run.pid) if run.status == "running" else None)
+    return RunInfo(
+        run.id,
+        run.day,
+        run.status,
+        run.started_at,
+        run.finished_at,
+        run.n_planned,
+        done,
+        run.host,
+        run.pid,
+        _alive(run.host, run.pid) if run.status == "running" else None,
+    )
 
 
 def _alive(host: str, pid: int) -> bool | None:
@@ -212,7 +234,9 @@ def next_scheduled_run(project: Project, now: datetime) -> tuple[datetime | None
     if not times:
         return None, "schedule has no future run"
     exprs = getattr(schedule, "expressions", None) or []
-    where = f"cron `{'`, `'.join(exprs)}` in {getattr(schedule, 'timezone', 'UTC')}" if exprs else "canary.yaml"
+    where = (
+        f"cron `{'`, `'.join(exprs)}` in {getattr(schedule, 'timezone', 'UTC')}" if exprs else "canary.yaml"
+    )
     return times[0].astimezone(UTC), f"{where} (canary.yaml `schedule:`)"
 
 
@@ -228,7 +252,9 @@ def database_size(store: Store) -> int | None:
     names = [*metadata.tables, "alembic_version"]
     parts = " + ".join(f"coalesce(pg_total_relation_size(to_regclass(:t{i})), 0)" for i in range(len(names)))
     with store.reading() as conn:
-        value = conn.execute(sa.text(f"SELECT {parts}"), {f"t{i}": n for i, n in enumerate(names)}).scalar_one()
+        value = conn.execute(
+            sa.text(f"SELECT {parts}"), {f"t{i}": n for i, n in enumerate(names)}
+        ).scalar_one()
     return int(value)
 
 
@@ -288,15 +314,21 @@ def render_status(status: Status) -> str:
         have = status.schema_revision or "none"
         lines.append(("schema", f"{have}, this canary needs {status.head_revision}: run `canary db upgrade`"))
     if status.schema_ok:
-        lines.append(("last run", _run_line(status.last_run, status.now) if status.last_run else "no runs yet"))
+        lines.append(
+            ("last run", _run_line(status.last_run, status.now) if status.last_run else "no runs yet")
+        )
         if status.running:
             for i, run in enumerate(status.running):
                 lines.append(("running" if i == 0 else "", _run_line(run, status.now)))
         else:
             lines.append(("running", "none"))
     if status.next_run is not None:
-        lines.append(("next run", f"{_when(status.next_run)} ({_ago(status.now - status.next_run)}), "
-                                  f"{status.schedule_note}"))
+        lines.append(
+            (
+                "next run",
+                f"{_when(status.next_run)} ({_ago(status.now - status.next_run)}), {status.schedule_note}",
+            )
+        )
     else:
         lines.append(("next run", status.schedule_note))
     if status.schema_ok:
@@ -314,7 +346,9 @@ def render_status(status: Status) -> str:
         lines.append(("notifications", f"{status.notifications_queued} queued{failed}"))
         for channel, at, why in status.notifications_failed[:5]:
             lines.append(("", f"failed via {channel} (queued {_when(at)}): {why}"))
-        lines.append(("samples", f"{status.samples_total} total, {status.samples_today} today ({status.now.date()})"))
+        lines.append(
+            ("samples", f"{status.samples_total} total, {status.samples_today} today ({status.now.date()})")
+        )
     width = max(len(topic) for topic, _ in lines)
     return "\n".join(f"{topic:<{width}}  {text}".rstrip() for topic, text in lines)
 
@@ -327,9 +361,16 @@ def _run_json(run: RunInfo | None) -> dict[str, Any] | None:
     if run is None:
         return None
     return {
-        "id": run.id, "day": _iso(run.day), "status": run.status, "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at), "n_planned": run.n_planned, "n_done": run.n_done,
-        "host": run.host, "pid": run.pid, "process_alive": run.process_alive,
+        "id": run.id,
+        "day": _iso(run.day),
+        "status": run.status,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "n_planned": run.n_planned,
+        "n_done": run.n_done,
+        "host": run.host,
+        "pid": run.pid,
+        "process_alive": run.process_alive,
     }
 
 
@@ -348,12 +389,24 @@ def status_json(status: Status) -> dict[str, Any]:
         "schedule": status.schedule_note,
         "alerts_firing": len(status.open_alerts),
         "alerts": [
-            {"model": a.model_id, "scope": a.scope, "signal": a.signal, "opened_day": _iso(a.opened_day),
-             "notify_count": a.notify_count, "summary": a.summary}
+            {
+                "model": a.model_id,
+                "scope": a.scope,
+                "signal": a.signal,
+                "opened_day": _iso(a.opened_day),
+                "notify_count": a.notify_count,
+                "summary": a.summary,
+            }
             for a in status.open_alerts
         ],
         "unmonitored": [
-            {"model": u.model_id, "state": u.state, "day": _iso(u.day), "reason": u.reason, "skipped": u.skipped}
+            {
+                "model": u.model_id,
+                "state": u.state,
+                "day": _iso(u.day),
+                "reason": u.reason,
+                "skipped": u.skipped,
+            }
             for u in status.unmonitored
         ],
         "not_judged": list(status.not_judged),

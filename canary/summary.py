@@ -82,9 +82,16 @@ def render_table(summaries: list[ModelSummary], title: str):
 
     table = Table(title=title, title_justify="left")
     for name, justify in [
-        ("model", "left"), ("pass rate", "right"), ("pass", "right"), ("fail", "right"),
-        ("unavail.", "right"), ("errors", "right"), ("tokens in/out", "right"), ("cost $", "right"),
-        ("p50 s", "right"), ("p95 s", "right"),
+        ("model", "left"),
+        ("pass rate", "right"),
+        ("pass", "right"),
+        ("fail", "right"),
+        ("unavail.", "right"),
+        ("errors", "right"),
+        ("tokens in/out", "right"),
+        ("cost $", "right"),
+        ("p50 s", "right"),
+        ("p95 s", "right"),
     ]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for m in summaries:

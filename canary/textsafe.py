@@ -148,7 +148,10 @@ def _turn(turn: TurnRecord) -> TurnRecord:
 
 def _attempt(c: _Cleaner, attempt: Attempt) -> Attempt:
     return dataclasses.replace(
-        attempt, code=c.text(attempt.code), message=c.text(attempt.message), excerpt=c.optional(attempt.excerpt)
+        attempt,
+        code=c.text(attempt.code),
+        message=c.text(attempt.message),
+        excerpt=c.optional(attempt.excerpt),
     )
 
 

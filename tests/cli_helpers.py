@@ -40,11 +40,21 @@ def script_the_sim(server: SimServer, config_path: Path, behaviours: dict[str, S
     server.reset()
 
 
-def remote_model(model_id: str, wire_model: str, server: SimServer, *, wire: str = "anthropic",
-                 key_env: str = "CANARY_TEST_KEY", extra: str = "") -> str:
+def remote_model(
+    model_id: str,
+    wire_model: str,
+    server: SimServer,
+    *,
+    wire: str = "anthropic",
+    key_env: str = "CANARY_TEST_KEY",
+    extra: str = "",
+) -> str:
     """A canary.yaml `models:` entry for a real provider pointed at the simulator by base_url."""
-    provider, base = (("anthropic", server.anthropic_base_url) if wire == "anthropic"
-                      else ("openai_compatible", server.openai_base_url))
+    provider, base = (
+        ("anthropic", server.anthropic_base_url)
+        if wire == "anthropic"
+        else ("openai_compatible", server.openai_base_url)
+    )
     entry = f"""\
     - id: {model_id}
       provider: {provider}
@@ -58,8 +68,16 @@ def remote_model(model_id: str, wire_model: str, server: SimServer, *, wire: str
     return text
 
 
-def config_with(models: str, *, samples: int = 1, attempts: int = 3, stream: bool = True,
-                max_retry_after_s: float = 1.0, concurrency: int = 8, store: str = "sqlite:///canary.db") -> str:
+def config_with(
+    models: str,
+    *,
+    samples: int = 1,
+    attempts: int = 3,
+    stream: bool = True,
+    max_retry_after_s: float = 1.0,
+    concurrency: int = 8,
+    store: str = "sqlite:///canary.db",
+) -> str:
     return (
         f"store: {store}\n"
         "defaults:\n"

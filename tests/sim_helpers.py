@@ -61,9 +61,14 @@ TOOL = ToolCallCanary(
 )
 CANARIES = (SINGLE, UNICODE, MULTI, TOOL)
 
-ANTHROPIC_TOOLS = [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in TOOL.tools]
+ANTHROPIC_TOOLS = [
+    {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in TOOL.tools
+]
 OPENAI_TOOLS = [
-    {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+    {
+        "type": "function",
+        "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+    }
     for t in TOOL.tools
 ]
 
@@ -85,10 +90,24 @@ def headers(day: str | None) -> dict[str, str]:
     return {DAY_HEADER: day} if day else {}
 
 
-def ask_anthropic(client: Any, model: str, messages: list[dict[str, Any]], *, stream: bool = False,
-                  day: str | None = None, tools: bool = False, max_tokens: int = 512, **extra: Any) -> Answer:
-    kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": messages,
-                              "extra_headers": headers(day), **extra}
+def ask_anthropic(
+    client: Any,
+    model: str,
+    messages: list[dict[str, Any]],
+    *,
+    stream: bool = False,
+    day: str | None = None,
+    tools: bool = False,
+    max_tokens: int = 512,
+    **extra: Any,
+) -> Answer:
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "max_tokens": max_tokens,
+        "messages": messages,
+        "extra_headers": headers(day),
+        **extra,
+    }
     if tools:
         kwargs["tools"] = ANTHROPIC_TOOLS
     if stream:
@@ -98,12 +117,26 @@ def ask_anthropic(client: Any, model: str, messages: list[dict[str, Any]], *, st
         message = client.messages.create(**kwargs)
     text = "".join(b.text for b in message.content if b.type == "text")
     calls = [(b.name, b.input) for b in message.content if b.type == "tool_use"]
-    return Answer(text, calls, message.stop_reason, message.model, message.usage.input_tokens,
-                  message.usage.output_tokens)
+    return Answer(
+        text,
+        calls,
+        message.stop_reason,
+        message.model,
+        message.usage.input_tokens,
+        message.usage.output_tokens,
+    )
 
 
-def ask_openai(client: Any, model: str, messages: list[dict[str, Any]], *, stream: bool = False,
-               day: str | None = None, tools: bool = False, **extra: Any) -> Answer:
+def ask_openai(
+    client: Any,
+    model: str,
+    messages: list[dict[str, Any]],
+    *,
+    stream: bool = False,
+    day: str | None = None,
+    tools: bool = False,
+    **extra: Any,
+) -> Answer:
     """Streams are accumulated by hand from the raw chunks, to check the chunk format itself."""
     kwargs: dict[str, Any] = {"model": model, "messages": messages, "extra_headers": headers(day), **extra}
     if tools:
@@ -112,20 +145,34 @@ def ask_openai(client: Any, model: str, messages: list[dict[str, Any]], *, strea
         done = client.chat.completions.create(**kwargs)
         msg = done.choices[0].message
         calls = [(c.function.name, c.function.arguments) for c in msg.tool_calls or ()]
-        return Answer(msg.content or "", calls, done.choices[0].finish_reason, done.model,
-                      done.usage.prompt_tokens, done.usage.completion_tokens, done.system_fingerprint)
+        return Answer(
+            msg.content or "",
+            calls,
+            done.choices[0].finish_reason,
+            done.model,
+            done.usage.prompt_tokens,
+            done.usage.completion_tokens,
+            done.system_fingerprint,
+        )
     text, names, args = "", {}, {}
     answer = Answer("")
-    for chunk in client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs):
+    for chunk in client.chat.completions.create(
+        stream=True, stream_options={"include_usage": True}, **kwargs
+    ):
         answer.model, answer.fingerprint = chunk.model, chunk.system_fingerprint
         if chunk.usage is not None:
-            answer.input_tokens, answer.output_tokens = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+            answer.input_tokens, answer.output_tokens = (
+                chunk.usage.prompt_tokens,
+                chunk.usage.completion_tokens,
+            )
         for choice in chunk.choices:
             text += choice.delta.content or ""
             for call in choice.delta.tool_calls or ():
                 if call.function and call.function.name:
                     names[call.index] = call.function.name
-                args[call.index] = args.get(call.index, "") + ((call.function and call.function.arguments) or "")
+                args[call.index] = args.get(call.index, "") + (
+                    (call.function and call.function.arguments) or ""
+                )
             answer.stop = choice.finish_reason or answer.stop
     answer.text = text
     answer.calls = [(names[i], args[i]) for i in sorted(names)]
@@ -139,18 +186,32 @@ def user(text: str) -> dict[str, Any]:
 def anthropic_tool_round(call_id: str, result: Any) -> list[dict[str, Any]]:
     """The assistant's tool call and the user's tool result, in Anthropic's shape."""
     return [
-        {"role": "assistant", "content": [{"type": "tool_use", "id": call_id, "name": "get_weather",
-                                           "input": {"city": "Paris"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id,
-                                      "content": json.dumps(result)}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": call_id, "name": "get_weather", "input": {"city": "Paris"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call_id, "content": json.dumps(result)}],
+        },
     ]
 
 
 def openai_tool_round(call_id: str, result: Any) -> list[dict[str, Any]]:
     """The assistant's tool call and the tool message, in OpenAI's shape."""
     return [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-        ]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": call_id, "content": json.dumps(result)},
     ]

@@ -20,7 +20,9 @@ WATCHED = Watched({"m"}, {"c1"})
 
 
 def firing(scope: str = "*", signal: str = "quality", summary: str = "m pass rate 60% vs 95%") -> Finding:
-    return Finding("m", scope, signal, "firing", summary, today="60% (18/30)", baseline="95% baseline", detail="d")
+    return Finding(
+        "m", scope, signal, "firing", summary, today="60% (18/30)", baseline="95% baseline", detail="d"
+    )
 
 
 def ok(scope: str = "*", signal: str = "quality") -> Finding:
@@ -50,20 +52,32 @@ def test_firing_then_quiet_then_repeat_then_resolved(store):
     events, live = step(store, [ok()], day=DAY + timedelta(days=2), now=NOON + timedelta(hours=48))
     assert [e.event for e in events] == ["resolved"] and live == []
     [alert] = db.list_alerts(store, include_resolved=True)
-    assert alert.state == "resolved" and alert.notify_count == 2 and alert.resolved_day == DAY + timedelta(days=2)
+    assert (
+        alert.state == "resolved"
+        and alert.notify_count == 2
+        and alert.resolved_day == DAY + timedelta(days=2)
+    )
     lifecycle = [e["event"] for e in db.events_of(store, [alert.id])[alert.id]]
     assert lifecycle == ["opened", "notified", "repeated", "resolved"]
 
 
 def test_held_findings_change_nothing(store):
     step(store, [firing()])
-    events, live = step(store, [Finding("m", "*", "quality", "held", "held: outage")], now=NOON + timedelta(hours=30))
+    events, live = step(
+        store, [Finding("m", "*", "quality", "held", "held: outage")], now=NOON + timedelta(hours=30)
+    )
     assert events == [] and len(live) == 1
 
 
 def test_silence_mutes_notifications_but_not_state(store):
-    db.add_silence(store, model_id="m", canary_id=None, until=NOON + timedelta(days=2), reason="vendor incident",
-                   now=NOON)
+    db.add_silence(
+        store,
+        model_id="m",
+        canary_id=None,
+        until=NOON + timedelta(days=2),
+        reason="vendor incident",
+        now=NOON,
+    )
     events, live = step(store, [firing()])
     assert events == [] and live == []  # muted: not paging
     [alert] = db.list_alerts(store)
@@ -87,15 +101,27 @@ def test_an_older_day_never_moves_an_alert_backwards(store):
 
 def test_alerts_for_models_no_longer_watched_are_closed(store):
     with store.writing() as conn:
-        apply(conn, [Finding("gone", "*", "quality", "firing", "x")], day=DAY, now=NOON, repeat_hours=24,
-              watched=Watched({"gone"}, set()))
+        apply(
+            conn,
+            [Finding("gone", "*", "quality", "firing", "x")],
+            day=DAY,
+            now=NOON,
+            repeat_hours=24,
+            watched=Watched({"gone"}, set()),
+        )
     events, live = step(store, [])
     assert live == [] and db.list_alerts(store, include_resolved=True)[0].state == "resolved"
 
 
 def test_grouping_makes_one_message_and_it_round_trips(store):
-    events, _ = step(store, [firing("*"), firing("c1", summary="m pass rate on c1: 50%"),
-                             firing("*", "availability", "m availability 40% unavailable")])
+    events, _ = step(
+        store,
+        [
+            firing("*"),
+            firing("c1", summary="m pass rate on c1: 50%"),
+            firing("*", "availability", "m availability 40% unavailable"),
+        ],
+    )
     message = group(events, now=NOON, report_url="https://r.example/")
     assert len(message.events) == 3 and message.title.startswith("canary: 3 alerts firing")
     assert message_from_json(message_to_json(message)) == message
@@ -155,7 +181,9 @@ def test_failed_delivery_stays_queued_and_is_sent_once_later(store):
     assert row.attempts == 2 and row.last_error == "server said no"
     assert row.next_attempt_at == NOON + timedelta(minutes=2)  # backoff: 1 min doubled per try so far
     up = Flaky(fail=0)
-    early = deliver_pending(store, [up], attempts=2, sleep=lambda s: None, clock=lambda: NOON + timedelta(minutes=1))
+    early = deliver_pending(
+        store, [up], attempts=2, sleep=lambda s: None, clock=lambda: NOON + timedelta(minutes=1)
+    )
     assert early.sent == [] and early.deferred == 1 and up.calls == 0  # not due yet: not tried
     later = NOON + timedelta(minutes=2)
     assert deliver_pending(store, [up], attempts=2, sleep=lambda s: None, clock=lambda: later).sent == [
@@ -196,8 +224,11 @@ class Refusing(Flaky):
         from canary.alerts.message import DeliveryError
 
         self.calls += 1
-        raise DeliveryError("slack webhook answered HTTP 200 with channel_not_found", permanent=True,
-                            reason="channel_not_found")
+        raise DeliveryError(
+            "slack webhook answered HTTP 200 with channel_not_found",
+            permanent=True,
+            reason="channel_not_found",
+        )
 
 
 def test_permanent_refusal_fails_once_and_opens_one_channel_alert_on_the_others(store):
@@ -208,7 +239,9 @@ def test_permanent_refusal_fails_once_and_opens_one_channel_alert_on_the_others(
     slack, log = Refusing(fail=0), Flaky(fail=0)
     report = deliver_pending(store, [slack, log], attempts=3, sleep=lambda s: None, clock=lambda: NOON)
     assert slack.calls == 1 and log.calls == 2  # the alert, then the channel alert; slack not retried
-    assert [(c, e) for c, _, e in report.gave_up] == [("slack", "slack webhook answered HTTP 200 with channel_not_found")]
+    assert [(c, e) for c, _, e in report.gave_up] == [
+        ("slack", "slack webhook answered HTTP 200 with channel_not_found")
+    ]
     assert [(e.event, e.scope, e.summary) for e in report.channel_events] == [
         ("firing", "slack", "Slack delivery is failing: channel_not_found")
     ]
@@ -237,8 +270,11 @@ class Rude(Flaky):
         from canary.alerts.message import DeliveryError
 
         self.calls += 1
-        raise DeliveryError("email: server answered 554 \x1b[2Jgo away\r\nFAKE", permanent=True,
-                            reason="554 \x1b[31mgo away\nFAKE")
+        raise DeliveryError(
+            "email: server answered 554 \x1b[2Jgo away\r\nFAKE",
+            permanent=True,
+            reason="554 \x1b[31mgo away\nFAKE",
+        )
 
 
 def test_receiver_text_is_stored_flattened(store):
@@ -265,8 +301,13 @@ def test_channel_alert_of_a_channel_no_longer_configured_closes_quietly(store):
     deliver_pending(store, [Refusing(fail=0), log], attempts=1, sleep=lambda s: None, clock=lambda: NOON)
     assert [a.scope for a in db.list_alerts(store) if a.signal == "channel"] == ["slack"]
     calls = log.calls
-    report = deliver_pending(store, [log], attempts=1, sleep=lambda s: None, clock=lambda: NOON)  # slack removed
+    report = deliver_pending(
+        store, [log], attempts=1, sleep=lambda s: None, clock=lambda: NOON
+    )  # slack removed
     assert report.channel_events == [] and log.calls == calls  # closed without a notification
     [closed] = [a for a in db.list_alerts(store, include_resolved=True) if a.signal == "channel"]
     assert closed.state == "resolved"
-    assert db.events_of(store, [closed.id])[closed.id][-1]["detail"] == "channel no longer configured in canary.yaml"
+    assert (
+        db.events_of(store, [closed.id])[closed.id][-1]["detail"]
+        == "channel no longer configured in canary.yaml"
+    )

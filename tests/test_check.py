@@ -41,8 +41,16 @@ def day(n: int) -> str:
     return (START + timedelta(days=n)).isoformat()
 
 
-def config(sim: str, *, samples: int = 10, alerts: str = "", repeat_hours: float = 1000, extra_models: str = "",
-           latency_min_delta_s: float = 3600, signals: str = "") -> str:
+def config(
+    sim: str,
+    *,
+    samples: int = 10,
+    alerts: str = "",
+    repeat_hours: float = 1000,
+    extra_models: str = "",
+    latency_min_delta_s: float = 3600,
+    signals: str = "",
+) -> str:
     """A one-model project. Latency here is the wall time of loopback calls, which host load
     alone can stretch by seconds, so the latency signal's minimum change is out of reach unless
     a test asks for it (test_latency_alert_fires_on_a_scripted_slowdown scripts its slowdown)."""
@@ -66,9 +74,15 @@ def config(sim: str, *, samples: int = 10, alerts: str = "", repeat_hours: float
           repeat_hours: {repeat_hours}
           log: false
           report_url: https://canary.example.com/report/
-        {alerts}""").format(samples=samples, sim=sim, repeat_hours=repeat_hours, alerts=alerts,
-                            extra_models=extra_models, latency_min_delta_s=latency_min_delta_s,
-                            signals=f", {signals}" if signals else "")
+        {alerts}""").format(
+        samples=samples,
+        sim=sim,
+        repeat_hours=repeat_hours,
+        alerts=alerts,
+        extra_models=extra_models,
+        latency_min_delta_s=latency_min_delta_s,
+        signals=f", {signals}" if signals else "",
+    )
 
 
 @pytest.fixture
@@ -77,6 +91,7 @@ def project(tmp_path, monkeypatch):
         path = write_project(tmp_path, text, CANARIES)
         monkeypatch.chdir(tmp_path)
         return path
+
     return make
 
 
@@ -92,7 +107,9 @@ def check_day(capsys, n: int):
 
 def alerts_of(tmp_path: Path, signal: str, scope: str = "*"):
     with Store.open(f"sqlite:///{tmp_path / 'canary.db'}") as store:
-        return [a for a in db.list_alerts(store, include_resolved=True) if a.signal == signal and a.scope == scope]
+        return [
+            a for a in db.list_alerts(store, include_resolved=True) if a.signal == signal and a.scope == scope
+        ]
 
 
 def test_silent_regression_pages_email_and_slack_once_then_resolves(
@@ -113,7 +130,9 @@ def test_silent_regression_pages_email_and_slack_once_then_resolves(
           slack: {{webhook_url_env: SLACK_WEBHOOK_URL}}
         """)
     alerts = textwrap.indent(alerts, "  ")
-    sim = (f"{{quality: 0.97, seed: 3, periods: [{{from: {day(drop)}, to: {day(recover - 1)}, quality: 0.6}}]}}")
+    sim = (
+        f"{{quality: 0.97, seed: 3, periods: [{{from: {day(drop)}, to: {day(recover - 1)}, quality: 0.6}}]}}"
+    )
     project(config(sim, alerts=alerts))
     first_alarm = None
     for n in range(recover + 4):
@@ -158,10 +177,13 @@ def test_smtp_down_then_up_delivers_once_later(tmp_path, capsys, project, test_c
     receiver.start()
     port = receiver.port
     receiver.stop()  # the mail server is down for the first check
-    alerts = textwrap.indent(textwrap.dedent(f"""\
+    alerts = textwrap.indent(
+        textwrap.dedent(f"""\
           delivery_attempts: 1
           email: {{host: 127.0.0.1, port: {port}, security: none, to: [oncall@example.com]}}
-        """), "  ")
+        """),
+        "  ",
+    )
     project(config("{quality: 1.0}", samples=2, alerts=alerts, signals="max_age_hours: 1"))
     run_day(capsys, 0)
     result = check_day(capsys, 5)  # five days later: the dead man's switch fires
@@ -180,22 +202,29 @@ def test_smtp_down_then_up_delivers_once_later(tmp_path, capsys, project, test_c
         assert len(again["delivery"]["sent"]) == 1 and again["events"] == []
         third = json.loads(check_day(capsys, 5).out)
         assert third["delivery"]["sent"] == []
-        assert len(up.received()) == 1 and "no completed canary run" in up.received()[0].message.get_body(("plain",)).get_content()
+        assert (
+            len(up.received()) == 1
+            and "no completed canary run" in up.received()[0].message.get_body(("plain",)).get_content()
+        )
     finally:
         up.stop()
 
 
-def test_slack_500_then_200_is_retried_and_webhook_is_signed(tmp_path, capsys, project, monkeypatch,
-                                                              http_receiver: HttpReceiver):
+def test_slack_500_then_200_is_retried_and_webhook_is_signed(
+    tmp_path, capsys, project, monkeypatch, http_receiver: HttpReceiver
+):
     import hashlib
     import hmac
 
     monkeypatch.setenv("SLACK_WEBHOOK_URL", http_receiver.url("/slack"))
     monkeypatch.setenv("HOOK_SECRET", HOOK_SECRET)
-    alerts = textwrap.indent(textwrap.dedent(f"""\
+    alerts = textwrap.indent(
+        textwrap.dedent(f"""\
           slack: {{webhook_url_env: SLACK_WEBHOOK_URL}}
-          webhook: {{url: "{http_receiver.url('/hook')}", secret_env: HOOK_SECRET}}
-        """), "  ")
+          webhook: {{url: "{http_receiver.url("/hook")}", secret_env: HOOK_SECRET}}
+        """),
+        "  ",
+    )
     project(config("{quality: 1.0}", samples=2, alerts=alerts, signals="max_age_hours: 1"))
     run_day(capsys, 0)
     http_receiver.script(500, 200, 200)
@@ -222,12 +251,15 @@ def test_outage_raises_availability_and_holds_quality(tmp_path, capsys, project)
             assert ("quality", "firing") not in signals
             assert any(h["signal"] == "quality" for h in out["held"])
     [episode] = alerts_of(tmp_path, "availability")
-    assert (episode.opened_day, episode.resolved_day) == (START + timedelta(days=10), START + timedelta(days=12))
+    assert (episode.opened_day, episode.resolved_day) == (
+        START + timedelta(days=10),
+        START + timedelta(days=12),
+    )
     assert alerts_of(tmp_path, "quality") == []
 
 
 def test_served_model_change_and_token_inflation_fire_their_own_alerts(tmp_path, capsys, project):
-    sim = (f"{{quality: 1.0, periods: [{{from: {day(6)}, served_model: drifty-1-distilled, token_inflation: 1.6}}]}}")
+    sim = f"{{quality: 1.0, periods: [{{from: {day(6)}, served_model: drifty-1-distilled, token_inflation: 1.6}}]}}"
     project(config(sim, samples=3))
     codes = []
     for n in range(8):
@@ -307,24 +339,32 @@ def test_missing_channel_secret_exits_78_before_anything(tmp_path, capsys, proje
     assert not (tmp_path / "canary.db").exists() or not alerts_of(tmp_path, "stale")
 
 
-def test_secrets_never_reach_messages_store_or_logs(tmp_path, capsys, project, monkeypatch, caplog,
-                                                    http_receiver: HttpReceiver, smtp_starttls, test_ca):
+def test_secrets_never_reach_messages_store_or_logs(
+    tmp_path, capsys, project, monkeypatch, caplog, http_receiver: HttpReceiver, smtp_starttls, test_ca
+):
     caplog.set_level("DEBUG")
     monkeypatch.setenv("SLACK_WEBHOOK_URL", http_receiver.url(SLACK_SECRET_PATH))
     monkeypatch.setenv("HOOK_URL", http_receiver.url("/hook-secret-path-19ab"))
     monkeypatch.setenv("HOOK_SECRET", HOOK_SECRET)
     monkeypatch.setenv("CANARY_SMTP_PASSWORD", SMTP_PASSWORD)
     monkeypatch.setenv("CANARY_SMTP_USER", "canary")
-    alerts = textwrap.indent(textwrap.dedent(f"""\
+    alerts = textwrap.indent(
+        textwrap.dedent(f"""\
           delivery_attempts: 1
           email: {{host: 127.0.0.1, port: {smtp_starttls.port}, security: starttls, ca_file: "{test_ca.ca_file}", to: [a@example.com]}}
           slack: {{webhook_url_env: SLACK_WEBHOOK_URL}}
           webhook: {{url_env: HOOK_URL, secret_env: HOOK_SECRET}}
-        """), "  ")
+        """),
+        "  ",
+    )
     project(config("{quality: 1.0}", samples=2, alerts=alerts))
     run_day(capsys, 0)
     http_receiver.script(500, 500, 500, 500)  # failures too must not leak the URLs
-    outputs = [check_day(capsys, 4), run_cli(capsys, "check", "--as-of", day(4)), run_cli(capsys, "alerts", "--all")]
+    outputs = [
+        check_day(capsys, 4),
+        run_cli(capsys, "check", "--as-of", day(4)),
+        run_cli(capsys, "alerts", "--all"),
+    ]
     text = "".join(o.out + o.err for o in outputs) + caplog.text
     text += "".join(m.data.decode(errors="replace") for m in smtp_starttls.received())
     text += "".join(r.body.decode() for r in http_receiver.received())

@@ -29,11 +29,19 @@ def test_init_creates_a_runnable_project_and_refuses_to_overwrite(tmp_path, caps
     assert run_cli(capsys, "init", str(target), "--force").code == 0
     valid = run_cli(capsys, "validate", "--config", str(target / "canary.yaml"))
     assert valid.code == 0
-    assert valid.out.startswith("ok: 8 canaries (3 multi_turn" ) or "8 canaries" in valid.out
+    assert valid.out.startswith("ok: 8 canaries (3 multi_turn") or "8 canaries" in valid.out
 
 
 def test_every_command_has_help(capsys):
-    for command in (["run"], ["init"], ["validate"], ["results"], ["sim", "serve"], ["db", "upgrade"], ["db", "current"]):
+    for command in (
+        ["run"],
+        ["init"],
+        ["validate"],
+        ["results"],
+        ["sim", "serve"],
+        ["db", "upgrade"],
+        ["db", "current"],
+    ):
         result = run_cli(capsys, *command, "--help")
         assert result.code == 0 and "Usage: canary" in result.out, command
 
@@ -63,9 +71,7 @@ def test_missing_config_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_startup_imports_neither_sdk_nor_database_layer():
-    code = (
-        "import sys, canary.cli; canary.cli.main(['--help'])"
-    )
+    code = "import sys, canary.cli; canary.cli.main(['--help'])"
     probe = (
         "import sys, runpy\n"
         "try:\n"
@@ -86,12 +92,17 @@ def test_stages_import_only_earlier_stages():
     allowed_late = {"config": {"scoring"}}
     package = REPO / "canary"
     for stage in order:
-        files = list((package / stage).rglob("*.py")) if (package / stage).is_dir() else [package / f"{stage}.py"]
-        later = set(order[order.index(stage) + 1:]) - allowed_late.get(stage, set())
+        files = (
+            list((package / stage).rglob("*.py")) if (package / stage).is_dir() else [package / f"{stage}.py"]
+        )
+        later = set(order[order.index(stage) + 1 :]) - allowed_late.get(stage, set())
         for file in files:
             text = file.read_text()
             for other in later | {"pipeline", "cli"}:
-                assert f"from canary.{other}" not in text and f"import canary.{other}" not in text, (file, other)
+                assert f"from canary.{other}" not in text and f"import canary.{other}" not in text, (
+                    file,
+                    other,
+                )
 
 
 def test_sim_serve_runs_standalone_and_stops_on_sigterm(tmp_path):
@@ -104,15 +115,30 @@ def test_sim_serve_runs_standalone_and_stops_on_sigterm(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "canary", "sim", "serve", "--port", str(port), "--config", str(tmp_path / "canary.yaml")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "canary",
+            "sim",
+            "serve",
+            "--port",
+            str(port),
+            "--config",
+            str(tmp_path / "canary.yaml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
     )
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line
         client = openai.OpenAI(api_key="k", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
         reply = client.chat.completions.create(
-            model="sim-o", max_tokens=100, messages=[{"role": "user", "content": "What is the capital of France?"}]
+            model="sim-o",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "What is the capital of France?"}],
         )
         assert "Paris" in reply.choices[0].message.content
     finally:

@@ -84,8 +84,18 @@ def test_sharded_runs_on_one_store_fill_every_slot_once(tmp_path, capsys, store_
     monkeypatch.setenv("CANARY_STORE", migrated(store_url))
     planned = []
     for shard in ("1/2", "2/2"):
-        result = run_cli(capsys, "run", "--config", str(path), "--shard", shard, "--as-of", "2026-07-01", "--json",
-                         "--no-check")
+        result = run_cli(
+            capsys,
+            "run",
+            "--config",
+            str(path),
+            "--shard",
+            shard,
+            "--as-of",
+            "2026-07-01",
+            "--json",
+            "--no-check",
+        )
         assert result.code == 0, result.err
         planned.append(json.loads(result.out)["planned"])
     with Store.open(store_url) as store:
@@ -98,7 +108,10 @@ def test_sharded_runs_on_one_store_fill_every_slot_once(tmp_path, capsys, store_
 def _spawn(path: Path, *extra: str, env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "canary", "run", "--config", str(path), "--as-of", "2026-07-02", "-q", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 

@@ -114,7 +114,10 @@ def test_openai_compatible_needs_base_url(tmp_path):
 
 
 def test_missing_key_variable_names_variable_not_value(tmp_path, monkeypatch):
-    config = SIM_CONFIG + "  - id: real\n    provider: anthropic\n    model: claude\n    api_key_env: CANARY_TEST_NOPE_KEY\n"
+    config = (
+        SIM_CONFIG
+        + "  - id: real\n    provider: anthropic\n    model: claude\n    api_key_env: CANARY_TEST_NOPE_KEY\n"
+    )
     monkeypatch.delenv("CANARY_TEST_NOPE_KEY", raising=False)
     project = load_project(write_project(tmp_path, config))
     with pytest.raises(SetupError) as info:
@@ -126,8 +129,12 @@ def test_missing_key_variable_names_variable_not_value(tmp_path, monkeypatch):
 
 def test_editing_a_canary_changes_its_hash_but_description_does_not(tmp_path):
     first = load_project(write_project(tmp_path / "a")).canaries[0].hash
-    described = load_project(write_project(tmp_path / "b", canaries={"c.yaml": SINGLE + "description: new words\n"}))
-    edited = load_project(write_project(tmp_path / "c", canaries={"c.yaml": SINGLE.replace("France?", "France today?")}))
+    described = load_project(
+        write_project(tmp_path / "b", canaries={"c.yaml": SINGLE + "description: new words\n"})
+    )
+    edited = load_project(
+        write_project(tmp_path / "c", canaries={"c.yaml": SINGLE.replace("France?", "France today?")})
+    )
     assert described.canaries[0].hash == first
     assert edited.canaries[0].hash != first
 

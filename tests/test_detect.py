@@ -22,8 +22,9 @@ def hist(counts: list[tuple[int, int]]) -> list[tuple[date, int, int]]:
     return [(DAY0 + timedelta(days=i), x, n) for i, (x, n) in enumerate(counts)]
 
 
-def judge(counts: list[tuple[int, int]], today: tuple[int, int], rule: str | None = None,
-          cfg: DetectConfig = CFG) -> Decision:
+def judge(
+    counts: list[tuple[int, int]], today: tuple[int, int], rule: str | None = None, cfg: DetectConfig = CFG
+) -> Decision:
     return evaluate(hist(counts), today, cfg, rule)
 
 
@@ -218,8 +219,14 @@ def test_decisions_are_pure_and_deterministic() -> None:
 
 def test_beta_binomial_mid_p_matches_direct_sum() -> None:
     def pmf(k: int, n: int, a: float, b: float) -> float:
-        return math.comb(n, k) * math.exp(math.lgamma(k + a) + math.lgamma(n - k + b) - math.lgamma(n + a + b)
-                                          + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b))
+        return math.comb(n, k) * math.exp(
+            math.lgamma(k + a)
+            + math.lgamma(n - k + b)
+            - math.lgamma(n + a + b)
+            + math.lgamma(a + b)
+            - math.lgamma(a)
+            - math.lgamma(b)
+        )
 
     cases = [(25, 30, 80.0, 9.0), (0, 5, 4.5, 0.5), (100, 100, 990.0, 0.3), (1, 1, 0.7, 0.7)]
     got = mid_p(*(np.array(c) for c in zip(*cases, strict=True)))

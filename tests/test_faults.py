@@ -38,11 +38,21 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
-def _project(tmp_path: Path, server: SimServer, wire_model: str, *, wire: str = "anthropic",
-             latency_ms: int = 0, samples: int = SLOTS, concurrency: int = 4) -> Path:
+def _project(
+    tmp_path: Path,
+    server: SimServer,
+    wire_model: str,
+    *,
+    wire: str = "anthropic",
+    latency_ms: int = 0,
+    samples: int = SLOTS,
+    concurrency: int = 4,
+) -> Path:
     path = write_project(
         tmp_path,
-        config_with(remote_model("m", wire_model, server, wire=wire), samples=samples, concurrency=concurrency),
+        config_with(
+            remote_model("m", wire_model, server, wire=wire), samples=samples, concurrency=concurrency
+        ),
     )
     script_the_sim(server, path, {wire_model: SimBehaviour(latency_ms=latency_ms)})
     return path
@@ -54,12 +64,30 @@ def _spawn(path: Path, *args: str, store_url: str | None = None) -> subprocess.P
     if store_url is not None:
         env["CANARY_STORE"] = store_url
     return subprocess.Popen(
-        [sys.executable, "-m", "canary", "run", "--config", str(path), "--as-of", DAY, "--quiet", "--no-check", *args],
-        cwd=path.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "canary",
+            "run",
+            "--config",
+            str(path),
+            "--as-of",
+            DAY,
+            "--quiet",
+            "--no-check",
+            *args,
+        ],
+        cwd=path.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
-def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[str], what: str, limit_s: float = 60) -> None:
+def _wait_for(
+    condition: Callable[[], bool], proc: subprocess.Popen[str], what: str, limit_s: float = 60
+) -> None:
     """Poll until `condition` holds; fail (with the child's stderr) if the child exits first."""
     deadline = time.monotonic() + limit_s
     while not condition():
@@ -86,7 +114,9 @@ def _count(url: str) -> Callable[[], int]:
 
 
 def _snapshot(store: Store) -> dict[tuple[object, ...], tuple[int, str, object, str]]:
-    return {(r.day, *r.key): (r.id, r.outcome, r.finished_at, r.run_id) for r in store.samples(with_turns=False)}
+    return {
+        (r.day, *r.key): (r.id, r.outcome, r.finished_at, r.run_id) for r in store.samples(with_turns=False)
+    }
 
 
 def _one_line(text: str) -> str:
@@ -100,8 +130,9 @@ def _one_line(text: str) -> str:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_killed_run_resumes_with_only_the_missing_slots(request, tmp_path, capsys, monkeypatch, server, key,
-                                                        backend):
+def test_killed_run_resumes_with_only_the_missing_slots(
+    request, tmp_path, capsys, monkeypatch, server, key, backend
+):
     wire = "anthropic" if backend == "sqlite" else "openai"
     wire_model = f"crash-{backend}"
     path = _project(tmp_path, server, wire_model, wire=wire, latency_ms=200)
@@ -149,7 +180,6 @@ def test_killed_run_resumes_with_only_the_missing_slots(request, tmp_path, capsy
         assert dead.finished_at is not None
         assert store.mark_abandoned_runs() == []
         assert store.get_run(new_run.id).status == "finished"  # type: ignore[union-attr]
-
 
 
 # --------------------------------------------------------------------------- SQLite locked by another process
@@ -254,7 +284,9 @@ def test_sqlite_full_mid_run_exits_74_keeps_everything_and_a_later_run_fills_in(
 # --------------------------------------------------------------------------- PostgreSQL connection lost
 
 
-def test_postgres_connection_terminated_mid_run_reconnects_and_completes(tmp_path, capsys, server, key, pg_url):
+def test_postgres_connection_terminated_mid_run_reconnects_and_completes(
+    tmp_path, capsys, server, key, pg_url
+):
     app = f"canary-fault-{uuid.uuid4().hex[:8]}"
     url = f"{pg_url}&application_name={app}"
     path = _project(tmp_path, server, "pgdrop", wire="openai", latency_ms=100, samples=40)

@@ -86,7 +86,9 @@ def test_a_run_after_a_gap_says_it_once(tmp_path, capsys, http_receiver, store_u
     )
 
 
-def test_a_gap_the_dead_mans_switch_already_paged_ends_in_one_message(tmp_path, capsys, http_receiver) -> None:
+def test_a_gap_the_dead_mans_switch_already_paged_ends_in_one_message(
+    tmp_path, capsys, http_receiver
+) -> None:
     """The dead man's switch fired during the gap (a check ran while nothing did): the run that
     ends the gap sends the gap notice, and the switch resolving is recorded, not sent again."""
     path = _project(tmp_path, http_receiver)

@@ -44,7 +44,9 @@ def test_models_and_migrations_agree(store_url: str) -> None:
     from alembic.migration import MigrationContext
 
     with Store.open(store_url, migrate=True) as store, store.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
         assert compare_metadata(context, metadata) == []
 
         # ...and the comparison is live: a column the migrations lack is reported.
@@ -202,24 +204,65 @@ def _write_at_0001(url: str) -> dict[str, object]:
             conn.execute(tables[name].insert(), rows)
 
         runs = [
-            {"id": f"run{n}", "day": date(2025, 3, n), "started_at": t0 + timedelta(days=n - 1),
-             "finished_at": t0 + timedelta(days=n - 1, minutes=1), "status": "finished", "host": "h", "pid": 1,
-             "canary_version": "0.1.0", "model_ids": '["opus"]', "n_planned": 2 if n == 1 else 1, "n_done": 0}
+            {
+                "id": f"run{n}",
+                "day": date(2025, 3, n),
+                "started_at": t0 + timedelta(days=n - 1),
+                "finished_at": t0 + timedelta(days=n - 1, minutes=1),
+                "status": "finished",
+                "host": "h",
+                "pid": 1,
+                "canary_version": "0.1.0",
+                "model_ids": '["opus"]',
+                "n_planned": 2 if n == 1 else 1,
+                "n_done": 0,
+            }
             for n in (1, 2)
         ]
         insert("runs", runs)
-        insert("canaries", [{"canary_id": "capital", "canary_hash": "abc123", "kind": "single",
-                             "content": '{"id": "capital"}', "first_seen": t0}])
+        insert(
+            "canaries",
+            [
+                {
+                    "canary_id": "capital",
+                    "canary_hash": "abc123",
+                    "kind": "single",
+                    "content": '{"id": "capital"}',
+                    "first_seen": t0,
+                }
+            ],
+        )
         keys = [(1, 0, "pass"), (1, 1, "fail"), (2, 0, "unavailable")]
         for day, index, outcome in keys:
-            tries = [Attempt(number=1, started_at=t0, latency_s=0.5, status=529 if outcome == "unavailable" else 200,
-                             code="overloaded" if outcome == "unavailable" else "ok", retry_after_s=None)]
+            tries = [
+                Attempt(
+                    number=1,
+                    started_at=t0,
+                    latency_s=0.5,
+                    status=529 if outcome == "unavailable" else 200,
+                    code="overloaded" if outcome == "unavailable" else "ok",
+                    retry_after_s=None,
+                )
+            ]
             sample = SampleResult(
-                day=date(2025, 3, day), model_id="opus", canary_id="capital", canary_hash="abc123",
-                sample_index=index, outcome=outcome, started_at=t0, finished_at=t0 + timedelta(seconds=2),  # type: ignore[arg-type]
-                score=None if outcome == "unavailable" else float(outcome == "pass"), reason=f"was {outcome}",
-                turns=[TurnRecord(index=1, sent="Capital of France?", reply="Paris ✓",
-                                  scores=[ScoreRecord("contains", outcome == "pass", 1.0, "ok")])],
+                day=date(2025, 3, day),
+                model_id="opus",
+                canary_id="capital",
+                canary_hash="abc123",
+                sample_index=index,
+                outcome=outcome,
+                started_at=t0,
+                finished_at=t0 + timedelta(seconds=2),  # type: ignore[arg-type]
+                score=None if outcome == "unavailable" else float(outcome == "pass"),
+                reason=f"was {outcome}",
+                turns=[
+                    TurnRecord(
+                        index=1,
+                        sent="Capital of France?",
+                        reply="Paris ✓",
+                        scores=[ScoreRecord("contains", outcome == "pass", 1.0, "ok")],
+                    )
+                ],
                 attempts=tries,
             )
             values = sample_values(f"run{day}", sample)
@@ -248,8 +291,13 @@ def test_upgrade_from_0001_with_data_keeps_it_and_adds_the_alert_tables(store_ur
         new_run = store.start_run(day=rows[0].day, model_ids=["opus"], n_planned=1)
         store.finish_run(new_run, status="finished", n_done=0)
         with store.writing() as conn:
-            conn.execute(sa.text("INSERT INTO silences (model_id, canary_id, until, reason, created_at) "
-                                 "VALUES ('opus', NULL, :t, 'upgrade test', :t)"), {"t": run.started_at})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO silences (model_id, canary_id, until, reason, created_at) "
+                    "VALUES ('opus', NULL, :t, 'upgrade test', :t)"
+                ),
+                {"t": run.started_at},
+            )
         with store.reading() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM silences")).scalar_one() == 1
 

@@ -43,7 +43,11 @@ TOOLS = (
 )
 RULES = [
     SimRule(QUESTION, "single", SimAnswers(answer=ANSWER)),
-    SimRule(WEATHER, "tool_call", SimAnswers(answer=FINAL, call=SimCall(name="get_weather", arguments={"city": "Paris"}))),
+    SimRule(
+        WEATHER,
+        "tool_call",
+        SimAnswers(answer=FINAL, call=SimCall(name="get_weather", arguments={"city": "Paris"})),
+    ),
 ]
 RETRYABLE_STATUSES = (408, 409, 429, 500, 502, 503, 504, 529)
 FATAL_STATUSES = (400, 401, 403, 404, 413, 422)
@@ -127,7 +131,9 @@ def call(
         base_url = server.anthropic_base_url if protocol == "anthropic" else server.openai_base_url
 
     async def go() -> ChatResponse:
-        provider = build_provider(model, api_key=key, base_url=base_url, extra_headers={"x-canary-sim-day": "2025-06-01"})
+        provider = build_provider(
+            model, api_key=key, base_url=base_url, extra_headers={"x-canary-sim-day": "2025-06-01"}
+        )
         if tap is not None:
             provider._client._client.event_hooks["request"].append(tap)  # observe the real wire
         try:
@@ -175,7 +181,9 @@ def test_tool_call_round_trip(server: SimServer, wire: tuple[str, bool]) -> None
         messages=(
             Message("user", WEATHER),
             Message("assistant", first.text, tool_calls=first.tool_calls),
-            Message("tool", '{"sky": "clear", "celsius": 24}', tool_call_id=tool_call.id, tool_name="get_weather"),
+            Message(
+                "tool", '{"sky": "clear", "celsius": 24}', tool_call_id=tool_call.id, tool_name="get_weather"
+            ),
         ),
         tools=TOOLS,
     )
@@ -185,13 +193,22 @@ def test_tool_call_round_trip(server: SimServer, wire: tuple[str, bool]) -> None
     assert final.tool_calls == ()
     sent = tap.bodies[0]["messages"]
     if wire[0] == "anthropic":
-        assert sent[1]["content"][-1] == {"type": "tool_use", "id": tool_call.id, "name": "get_weather", "input": {"city": "Paris"}}
+        assert sent[1]["content"][-1] == {
+            "type": "tool_use",
+            "id": tool_call.id,
+            "name": "get_weather",
+            "input": {"city": "Paris"},
+        }
         assert sent[2]["content"][0]["type"] == "tool_result"
         assert sent[2]["content"][0]["tool_use_id"] == tool_call.id
     else:
         assert sent[0] == {"role": "system", "content": SYSTEM}
         assert sent[2]["tool_calls"][0]["id"] == tool_call.id
-        assert sent[3] == {"role": "tool", "tool_call_id": tool_call.id, "content": '{"sky": "clear", "celsius": 24}'}
+        assert sent[3] == {
+            "role": "tool",
+            "tool_call_id": tool_call.id,
+            "content": '{"sky": "clear", "celsius": 24}',
+        }
 
 
 def test_served_model_and_fingerprint(server: SimServer, wire: tuple[str, bool]) -> None:
@@ -203,7 +220,14 @@ def test_served_model_and_fingerprint(server: SimServer, wire: tuple[str, bool])
 def test_params_reach_the_api(server: SimServer, wire: tuple[str, bool]) -> None:
     protocol, stream = wire
     extra = {"thinking": {"type": "disabled"}} if protocol == "anthropic" else {"reasoning_effort": "low"}
-    params = {"max_tokens": 3, "temperature": 0.25, "top_p": 0.5, "stop": ["STOP"], "service_tier": "auto", **extra}
+    params = {
+        "max_tokens": 3,
+        "temperature": 0.25,
+        "top_p": 0.5,
+        "stop": ["STOP"],
+        "service_tier": "auto",
+        **extra,
+    }
     tap = Wiretap()
     response = call(server, "sim-ok", wire, params=params, tap=tap)
     [body] = tap.bodies
@@ -230,7 +254,9 @@ def test_params_reach_the_api(server: SimServer, wire: tuple[str, bool]) -> None
 
 def test_max_completion_tokens_replaces_max_tokens(server: SimServer) -> None:
     tap = Wiretap()
-    response = call(server, "sim-ok", ("openai", False), params={"max_tokens": 256, "max_completion_tokens": 3}, tap=tap)
+    response = call(
+        server, "sim-ok", ("openai", False), params={"max_tokens": 256, "max_completion_tokens": 3}, tap=tap
+    )
     assert tap.bodies[0]["max_completion_tokens"] == 3
     assert "max_tokens" not in tap.bodies[0]
     assert response.stop_reason == "length"
@@ -317,7 +343,9 @@ def test_connection_refused(wire: tuple[str, bool]) -> None:
 # --------------------------------------------------------------------------- secrets and credentials
 
 
-def test_api_key_never_leaks(server: SimServer, wire: tuple[str, bool], caplog: pytest.LogCaptureFixture) -> None:
+def test_api_key_never_leaks(
+    server: SimServer, wire: tuple[str, bool], caplog: pytest.LogCaptureFixture
+) -> None:
     key = f"sk-canary-{uuid.uuid4().hex}"
     caplog.set_level(logging.DEBUG)
     tap = Wiretap()
@@ -328,7 +356,14 @@ def test_api_key_never_leaks(server: SimServer, wire: tuple[str, bool], caplog: 
     texts = [repr(provider), str(provider)]
     asyncio.run(provider.aclose())
     for error in errors:
-        texts += [str(error), repr(error), error.message, error.code, repr(error.__cause__), repr(error.__context__)]
+        texts += [
+            str(error),
+            repr(error),
+            error.message,
+            error.code,
+            repr(error.__cause__),
+            repr(error.__context__),
+        ]
     formatter = logging.Formatter()
     texts += [formatter.format(record) for record in caplog.records]
     assert caplog.records  # DEBUG logging really was on
@@ -347,7 +382,9 @@ def test_error_messages_are_redacted() -> None:
     assert redact("Authorization: Bearer abc.def", ()) == "Authorization: [redacted]"
 
 
-def test_environment_credentials_and_urls_are_ignored(server: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_credentials_and_urls_are_ignored(
+    server: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dead = "http://127.0.0.1:9"
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-from-environment")
     monkeypatch.setenv("ANTHROPIC_PROFILE", "no-such-profile")  # the SDK raises if it tries to load it

@@ -99,24 +99,56 @@ def hashes(project: Project) -> dict[str, str]:
     return {c.id: c.hash for c in project.canaries}
 
 
-def sample(day: date, model: str, canary: str, chash: str, index: int, outcome: str, *, tokens: int = 10,
-           cost: float | None = None, latency: float = 1.0, reply: str = "Paris", served: str | None = None,
-           fingerprint: str | None = None, turns: list[TurnRecord] | None = None, reason: str = "") -> SampleResult:
+def sample(
+    day: date,
+    model: str,
+    canary: str,
+    chash: str,
+    index: int,
+    outcome: str,
+    *,
+    tokens: int = 10,
+    cost: float | None = None,
+    latency: float = 1.0,
+    reply: str = "Paris",
+    served: str | None = None,
+    fingerprint: str | None = None,
+    turns: list[TurnRecord] | None = None,
+    reason: str = "",
+) -> SampleResult:
     passed = outcome == "pass"
     if turns is None and outcome in ("pass", "fail"):
-        turns = [TurnRecord(1, "What is the capital of France?", reply,
-                            scores=[ScoreRecord("contains", passed, 1.0 if passed else 0.0,
-                                                "found Paris" if passed else "no Paris")])]
+        turns = [
+            TurnRecord(
+                1,
+                "What is the capital of France?",
+                reply,
+                scores=[
+                    ScoreRecord(
+                        "contains", passed, 1.0 if passed else 0.0, "found Paris" if passed else "no Paris"
+                    )
+                ],
+            )
+        ]
     return SampleResult(
-        day=day, model_id=model, canary_id=canary, canary_hash=chash, sample_index=index,
+        day=day,
+        model_id=model,
+        canary_id=canary,
+        canary_hash=chash,
+        sample_index=index,
         outcome=outcome,  # type: ignore[arg-type]
-        started_at=T0, finished_at=T0 + timedelta(seconds=index),
+        started_at=T0,
+        finished_at=T0 + timedelta(seconds=index),
         score=(1.0 if passed else 0.0) if outcome in ("pass", "fail") else None,
         reason=reason or ("" if passed else "contains: no Paris"),
         failed_turn=None if passed or outcome not in ("pass", "fail") else 1,
-        turns=turns or [], output_tokens=tokens if outcome in ("pass", "fail") else 0, input_tokens=5,
-        cost_usd=cost, latency_s=latency if outcome in ("pass", "fail") else 0.0,
-        served_model=served or model if outcome in ("pass", "fail") else None, fingerprint=fingerprint,
+        turns=turns or [],
+        output_tokens=tokens if outcome in ("pass", "fail") else 0,
+        input_tokens=5,
+        cost_usd=cost,
+        latency_s=latency if outcome in ("pass", "fail") else 0.0,
+        served_model=served or model if outcome in ("pass", "fail") else None,
+        fingerprint=fingerprint,
     )
 
 
@@ -172,9 +204,16 @@ def test_time_chart_points_gaps_band_and_spans():
     rates = [1.0, 0.8, None, 0.6, 0.4, None, None, 1.0, 0.9, 0.0]
     band = [None, None, (0.5, 1.0), (0.5, 1.0), (0.4, 0.9), None, None, None, (0.6, 1.0), (0.6, 1.0)]
     chart = charts.time_chart(
-        "rate", "Pass rate", days, [SeriesSpec("rate", "daily pass rate", rates)],
-        y_format=charts.axis_format(suffix="%", factor=100.0), y_label="pass rate", y_max=1.0, band=band,
-        spans=[(2, "no_data", "no data"), (5, "outage", "outage")], markers=[(7, "served", "S", "changed")],
+        "rate",
+        "Pass rate",
+        days,
+        [SeriesSpec("rate", "daily pass rate", rates)],
+        y_format=charts.axis_format(suffix="%", factor=100.0),
+        y_label="pass rate",
+        y_max=1.0,
+        band=band,
+        spans=[(2, "no_data", "no data"), (5, "outage", "outage")],
+        markers=[(7, "served", "S", "changed")],
         alarms=[(9, "alarm")],
     )
     frame = charts.Frame()
@@ -187,7 +226,10 @@ def test_time_chart_points_gaps_band_and_spans():
     assert line.dots[0].y == pytest.approx(frame.y_top) and line.dots[-1].y == pytest.approx(frame.y_bottom)
     assert len(chart.band) == 2  # days 3-5 and days 9-10
     assert [t.label for t in chart.y_ticks] == ["0%", "25%", "50%", "75%", "100%"]
-    assert [(s.kind, round(s.width, 6)) for s in chart.spans] == [("no_data", round(step, 6)), ("outage", round(step, 6))]
+    assert [(s.kind, round(s.width, 6)) for s in chart.spans] == [
+        ("no_data", round(step, 6)),
+        ("outage", round(step, 6)),
+    ]
     assert chart.spans[0].x == pytest.approx(frame.x0 + 2 * step)
     assert chart.markers[0].x == pytest.approx(frame.x0 + 7 * step)
     assert chart.alarms[0].y == pytest.approx(frame.y_bottom - 10)  # above the 0 % point it marks
@@ -195,9 +237,14 @@ def test_time_chart_points_gaps_band_and_spans():
 
 def test_time_chart_scales_to_a_round_number_above_the_largest_value_and_draws_no_dots_for_lines():
     days = day_range(date(2025, 3, 1), date(2025, 3, 4))
-    chart = charts.time_chart("t", "Tokens", days, [SeriesSpec("tokens", "t", [None, 130.0, 170.0, None]),
-                                                    SeriesSpec("mean", "m", [150.0] * 4, "none")],
-                              y_format=charts.axis_format(), y_label="tokens")
+    chart = charts.time_chart(
+        "t",
+        "Tokens",
+        days,
+        [SeriesSpec("tokens", "t", [None, 130.0, 170.0, None]), SeriesSpec("mean", "m", [150.0] * 4, "none")],
+        y_format=charts.axis_format(),
+        y_label="tokens",
+    )
     assert [t.label for t in chart.y_ticks] == ["0", "50", "100", "150", "200"]
     assert chart.n_points == 2
 
@@ -247,8 +294,11 @@ def test_day_views_match_the_detectors_day_by_day(tmp_path):
     window = all_days[-30:]
     views = build_days({"h1": series}, window, start, cfg, 0.2)
     for view in views:
-        history = [(d, series[d].passes, series[d].scored) if d in series else (d, 0, 0)
-                   for d in all_days if d < view.day]
+        history = [
+            (d, series[d].passes, series[d].scored) if d in series else (d, 0, 0)
+            for d in all_days
+            if d < view.day
+        ]
         today = (series[view.day].passes, 5) if view.day in series else (0, 0)
         sigma = evaluate(history, today, cfg, rule="sigma")
         paging = evaluate(history, today, cfg)
@@ -265,8 +315,11 @@ def test_the_report_reads_just_enough_history_to_judge_like_a_full_history(tmp_p
     cfg = make_project(tmp_path).config.detect
     rng = random.Random(5)
     all_days = day_range(date(2024, 1, 1), TODAY)
-    series = {d: counts(rng.choice((3, 4, 5, 5, 5, 5)) if i < len(all_days) - 20 else rng.choice((1, 2, 5)), 5)
-              for i, d in enumerate(all_days) if rng.random() > 0.15}
+    series = {
+        d: counts(rng.choice((3, 4, 5, 5, 5, 5)) if i < len(all_days) - 20 else rng.choice((1, 2, 5)), 5)
+        for i, d in enumerate(all_days)
+        if rng.random() > 0.15
+    }
     window = all_days[-90:]
     short = build_days({"h": series}, window, window[0] - timedelta(days=lookback_days(cfg)), cfg, 0.2)
     full = build_days({"h": series}, window, all_days[0], cfg, 0.2)
@@ -281,8 +334,9 @@ def test_an_edited_canary_starts_a_new_series_and_outage_days_do_not_alarm(tmp_p
     new[date(2025, 3, 25)] = counts(0, 1, unavailable=4)
     active = active_counts({"old": old, "new": new})
     assert active[date(2025, 3, 20)][0] == "new"  # the edit day reads the new content
-    views = build_days({"old": old, "new": new}, day_range(date(2025, 3, 15), date(2025, 3, 31)),
-                       date(2025, 1, 1), cfg, 0.2)
+    views = build_days(
+        {"old": old, "new": new}, day_range(date(2025, 3, 15), date(2025, 3, 31)), date(2025, 1, 1), cfg, 0.2
+    )
     by_day = {v.day: v for v in views}
     assert by_day[date(2025, 3, 19)].hash == "old" and by_day[date(2025, 3, 21)].hash == "new"
     # 1/5 for days after a perfect history would alarm; the new content has no baseline of its own
@@ -300,16 +354,38 @@ def test_comparison_numbers_match_hand_computed_values(store_url, tmp_path):
     d0, d1 = TODAY, TODAY - timedelta(days=1)
     rows = []
     # alpha on capital: 5 passes of 8 scored, 1 unavailable; latencies 1..8 s; pass 10 tokens, fail 30
-    outcomes = [(d0, "pass"), (d0, "pass"), (d0, "pass"), (d0, "fail"),
-                (d1, "pass"), (d1, "pass"), (d1, "fail"), (d1, "fail")]
+    outcomes = [
+        (d0, "pass"),
+        (d0, "pass"),
+        (d0, "pass"),
+        (d0, "fail"),
+        (d1, "pass"),
+        (d1, "pass"),
+        (d1, "fail"),
+        (d1, "fail"),
+    ]
     for i, (day, outcome) in enumerate(outcomes):
-        rows.append(sample(day, "alpha", "capital", h["capital"], i, outcome, tokens=10 if outcome == "pass" else 30,
-                           cost=0.01, latency=float(i + 1)))
+        rows.append(
+            sample(
+                day,
+                "alpha",
+                "capital",
+                h["capital"],
+                i,
+                outcome,
+                tokens=10 if outcome == "pass" else 30,
+                cost=0.01,
+                latency=float(i + 1),
+            )
+        )
     rows.append(sample(d1, "alpha", "capital", h["capital"], 8, "unavailable"))
     # beta on capital: 4/4, 20 tokens each, 0.5 s
     rows += [sample(d0, "beta", "capital", h["capital"], i, "pass", tokens=20, latency=0.5) for i in range(4)]
     # not compared: an old content hash, a day before the 14-day window, a canary only alpha answered
-    rows += [sample(d0 - timedelta(days=2), "alpha", "capital", "0ldc0ntent", i, "fail", cost=9.0) for i in range(3)]
+    rows += [
+        sample(d0 - timedelta(days=2), "alpha", "capital", "0ldc0ntent", i, "fail", cost=9.0)
+        for i in range(3)
+    ]
     rows += [sample(d0 - timedelta(days=14), "beta", "capital", h["capital"], i, "fail") for i in range(3)]
     rows += [sample(d0, "alpha", "steps", h["steps"], i, "fail", latency=99.0) for i in range(2)]
     with Store.open(store_url, migrate=True) as store:
@@ -385,21 +461,63 @@ def build_case(root: Path) -> Case:
         served = "alpha-2025" if n >= 25 else "alpha"
         for i in range(5):
             outage = n == 8 and i < 4
-            outcome = "unavailable" if outage else ("fail" if (n >= 26 and i < 3) or (n % 9 == 4 and i == 0) else "pass")
+            outcome = (
+                "unavailable"
+                if outage
+                else ("fail" if (n >= 26 and i < 3) or (n % 9 == 4 and i == 0) else "pass")
+            )
             chash = h["capital"] if n >= 5 else "0ldc0ntent"
             reply = EVIL if outcome == "fail" else "Paris"
-            rows.append(sample(day, "alpha", "capital", chash, i, outcome, cost=0.001, latency=0.5 + i / 10,
-                               reply=reply, served=served, reason=f"contains: no Paris in {SCRIPT}"))
-            rows.append(sample(day, "beta", "capital", h["capital"], i, "pass", tokens=12, latency=0.3,
-                               served=f"beta {IMG}", fingerprint="fp_1" if n < 20 else "fp_2"))
+            rows.append(
+                sample(
+                    day,
+                    "alpha",
+                    "capital",
+                    chash,
+                    i,
+                    outcome,
+                    cost=0.001,
+                    latency=0.5 + i / 10,
+                    reply=reply,
+                    served=served,
+                    reason=f"contains: no Paris in {SCRIPT}",
+                )
+            )
+            rows.append(
+                sample(
+                    day,
+                    "beta",
+                    "capital",
+                    h["capital"],
+                    i,
+                    "pass",
+                    tokens=12,
+                    latency=0.3,
+                    served=f"beta {IMG}",
+                    fingerprint="fp_1" if n < 20 else "fp_2",
+                )
+            )
         rate_days += 1
-        steps = [TurnRecord(1, "Name a colour.", "blue", scores=[ScoreRecord("regex", True, 1.0, "matched")]),
-                 TurnRecord(2, "Name another.", EVIL, scores=[ScoreRecord("regex", False, 0.0, f"no match: {IMG}")])]
-        rows.append(sample(day, "alpha", "steps", h["steps"], 0, "fail", turns=steps, reason=f"turn 2: {SCRIPT}"))
+        steps = [
+            TurnRecord(1, "Name a colour.", "blue", scores=[ScoreRecord("regex", True, 1.0, "matched")]),
+            TurnRecord(
+                2, "Name another.", EVIL, scores=[ScoreRecord("regex", False, 0.0, f"no match: {IMG}")]
+            ),
+        ]
+        rows.append(
+            sample(day, "alpha", "steps", h["steps"], 0, "fail", turns=steps, reason=f"turn 2: {SCRIPT}")
+        )
         rows[-1].failed_turn = 2
         call = ToolCall("call_1", "get_weather", None, f'{{"city": "{SCRIPT}"')
-        weather = [TurnRecord(1, "What's the weather in Paris?", "", tool_calls=[call],
-                              scores=[ScoreRecord("tool_call", False, 0.0, "arguments are not JSON")])]
+        weather = [
+            TurnRecord(
+                1,
+                "What's the weather in Paris?",
+                "",
+                tool_calls=[call],
+                scores=[ScoreRecord("tool_call", False, 0.0, "arguments are not JSON")],
+            )
+        ]
         rows.append(sample(day, "alpha", "weather", h["weather"], 0, "fail", turns=weather))
     store = Store.open(f"sqlite:///{root / 'canary.db'}", migrate=True)
     with store:
@@ -407,21 +525,54 @@ def build_case(root: Path) -> Case:
         ids = []
         with store.writing() as conn:
             at = T0 - timedelta(days=3)
-            firing = db.new_alert(conn, ("alpha", "capital", "quality"), now=at, day=TODAY - timedelta(days=3),
-                                  summary=f"alpha pass rate on capital: 40% {SCRIPT}", today="40% (2/5)",
-                                  baseline="98% baseline", detail=f"CUSUM {IMG}")
-            db.add_event(conn, firing, at=at, day=TODAY - timedelta(days=3), event="opened", detail="40% (2/5)")
+            firing = db.new_alert(
+                conn,
+                ("alpha", "capital", "quality"),
+                now=at,
+                day=TODAY - timedelta(days=3),
+                summary=f"alpha pass rate on capital: 40% {SCRIPT}",
+                today="40% (2/5)",
+                baseline="98% baseline",
+                detail=f"CUSUM {IMG}",
+            )
+            db.add_event(
+                conn, firing, at=at, day=TODAY - timedelta(days=3), event="opened", detail="40% (2/5)"
+            )
             db.add_event(conn, firing, at=at, day=TODAY - timedelta(days=3), event="notified", detail="log")
-            db.add_event(conn, firing, at=at + timedelta(days=1), day=TODAY - timedelta(days=2), event="repeated")
-            gone = db.new_alert(conn, ("beta", "*", "availability"), now=at - timedelta(days=9),
-                                day=TODAY - timedelta(days=12), summary="beta availability: 80% unavailable",
-                                today=None, baseline=None, detail="")
-            db.add_event(conn, gone, at=at - timedelta(days=9), day=TODAY - timedelta(days=12), event="opened")
-            db.add_event(conn, gone, at=at - timedelta(days=9), day=TODAY - timedelta(days=12), event="silenced",
-                         detail="maintenance window")
-            db.add_event(conn, gone, at=at - timedelta(days=8), day=TODAY - timedelta(days=11), event="resolved")
-            db.update_alert(conn, gone, state="resolved", resolved_at=at - timedelta(days=8),
-                            resolved_day=TODAY - timedelta(days=11))
+            db.add_event(
+                conn, firing, at=at + timedelta(days=1), day=TODAY - timedelta(days=2), event="repeated"
+            )
+            gone = db.new_alert(
+                conn,
+                ("beta", "*", "availability"),
+                now=at - timedelta(days=9),
+                day=TODAY - timedelta(days=12),
+                summary="beta availability: 80% unavailable",
+                today=None,
+                baseline=None,
+                detail="",
+            )
+            db.add_event(
+                conn, gone, at=at - timedelta(days=9), day=TODAY - timedelta(days=12), event="opened"
+            )
+            db.add_event(
+                conn,
+                gone,
+                at=at - timedelta(days=9),
+                day=TODAY - timedelta(days=12),
+                event="silenced",
+                detail="maintenance window",
+            )
+            db.add_event(
+                conn, gone, at=at - timedelta(days=8), day=TODAY - timedelta(days=11), event="resolved"
+            )
+            db.update_alert(
+                conn,
+                gone,
+                state="resolved",
+                resolved_at=at - timedelta(days=8),
+                resolved_day=TODAY - timedelta(days=11),
+            )
             ids = [firing, gone]
         index = write_report(project, store, out=root / "report", days=30, today=TODAY)
     return Case(project, root / "report", index, rate_days, ids)
@@ -497,8 +648,11 @@ def test_no_page_references_the_network_except_the_report_url(case):
         assert found == [], path
         for tag, attrs in parse(path).tags:
             assert tag not in ("script", "iframe", "object", "embed", "img", "link") or (
-                tag == "link" and attrs == {"rel": "icon", "href": "data:,"}), (path, tag, attrs)
-        (csp,) = [a["content"] for t, a in parse(path).tags if t == "meta" and a.get("http-equiv") == CSP_HEADER]
+                tag == "link" and attrs == {"rel": "icon", "href": "data:,"}
+            ), (path, tag, attrs)
+        (csp,) = [
+            a["content"] for t, a in parse(path).tags if t == "meta" and a.get("http-equiv") == CSP_HEADER
+        ]
         assert csp.startswith("default-src 'none'; style-src 'unsafe-inline'; img-src data:;"), path
     assert f'href="{REPORT_URL}"' in case.index.read_text(encoding="utf-8")
 
@@ -510,7 +664,9 @@ def test_hostile_model_output_is_escaped_everywhere(case):
         assert "<script" not in html.lower() and "<img" not in html.lower(), path
         for tag, attrs in parse(path).tags:
             assert not [a for a in attrs if a.startswith("on")], (path, tag, attrs)
-        seen += html.count("&lt;script&gt;alert(1)&lt;/script&gt;") + html.count("&lt;img src=x onerror=alert(1)&gt;")
+        seen += html.count("&lt;script&gt;alert(1)&lt;/script&gt;") + html.count(
+            "&lt;img src=x onerror=alert(1)&gt;"
+        )
     transcript = (case.out / paths.canary_page("alpha", "capital")).read_text(encoding="utf-8")
     assert "Sure! &lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt;" in transcript
     assert seen > 10
@@ -593,15 +749,47 @@ def build_odd_case(root: Path) -> tuple[Path, Path]:
     argument; an old row whose transcript still holds a raw NUL; a sample stored sanitized."""
     project = make_project(root)
     h = hashes(project)
-    odd = sample(TODAY, "alpha", "capital", h["capital"], 0, "fail", reply=ODD_REPLY, served=ODD_SERVED,
-                 reason=f"contains: no Paris in {BIDI}x")
+    odd = sample(
+        TODAY,
+        "alpha",
+        "capital",
+        h["capital"],
+        0,
+        "fail",
+        reply=ODD_REPLY,
+        served=ODD_SERVED,
+        reason=f"contains: no Paris in {BIDI}x",
+    )
     surrogate = sample(TODAY, "alpha", "capital", h["capital"], 1, "fail", reply="half \ud800 a character")
     call = ToolCall("call_1", "get_weather", {"city": f"Par{BIDI}is"}, f'{{"city": "Par{BIDI}is"}}')
-    weather = sample(TODAY, "alpha", "weather", h["weather"], 0, "fail", turns=[
-        TurnRecord(1, "What's the weather in Paris?", "", tool_calls=[call],
-                   scores=[ScoreRecord("tool_call", False, 0.0, "wrong city")])])
-    nul = sample(TODAY, "alpha", "steps", h["steps"], 0, "fail", turns=[
-        TurnRecord(1, "Name a colour.", "bl\x00ue", scores=[ScoreRecord("regex", False, 0.0, "no match")])])
+    weather = sample(
+        TODAY,
+        "alpha",
+        "weather",
+        h["weather"],
+        0,
+        "fail",
+        turns=[
+            TurnRecord(
+                1,
+                "What's the weather in Paris?",
+                "",
+                tool_calls=[call],
+                scores=[ScoreRecord("tool_call", False, 0.0, "wrong city")],
+            )
+        ],
+    )
+    nul = sample(
+        TODAY,
+        "alpha",
+        "steps",
+        h["steps"],
+        0,
+        "fail",
+        turns=[
+            TurnRecord(1, "Name a colour.", "bl\x00ue", scores=[ScoreRecord("regex", False, 0.0, "no match")])
+        ],
+    )
     store = Store.open(f"sqlite:///{root / 'canary.db'}", migrate=True)
     with store:
         save(store, [odd, surrogate, weather, nul])
@@ -611,8 +799,11 @@ def build_odd_case(root: Path) -> tuple[Path, Path]:
         from canary.store.schema import samples as table
 
         with store.writing() as conn:
-            conn.execute(sa.update(table).where(table.c.canary_id == "steps").values(
-                transcript=sa.func.replace(table.c.transcript, "\ufffd", "\\u0000"), sanitized=False))
+            conn.execute(
+                sa.update(table)
+                .where(table.c.canary_id == "steps")
+                .values(transcript=sa.func.replace(table.c.transcript, "\ufffd", "\\u0000"), sanitized=False)
+            )
         write_report(project, store, out=root / "report", days=30, today=TODAY)
     return root / "report", project.root
 

@@ -25,9 +25,19 @@ from tests.test_report import EVIL, Case, build_case, build_odd_case
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 TIMEOUT_S = 30.0  # a guard against a wedged browser, not a wait for anything to happen
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--no-first-run", "--disable-sync", "--no-default-browser-check",
-         "--disable-extensions", "--mute-audio", "--remote-debugging-pipe")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--mute-audio",
+    "--remote-debugging-pipe",
+)
 
 
 def chromium_path() -> str | None:
@@ -52,8 +62,11 @@ class Chromium:
 
         self.proc = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=wire_fds,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(3, 4),
+            preexec_fn=wire_fds,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         os.close(to_child)
         os.close(from_child)
@@ -99,7 +112,9 @@ class Chromium:
                 self._post("Page.handleJavaScriptDialog", {"accept": False}, message.get("sessionId"))
         return message
 
-    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
+    ) -> dict[str, Any]:
         wanted = self._post(method, params, session)
         while True:
             message = self._receive()
@@ -124,12 +139,16 @@ class Tab:
     def __init__(self, browser: Chromium, width: int, height: int = 900) -> None:
         self.browser = browser
         target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log", "Network"):
             browser.call(f"{domain}.enable", session=self.session)
-        browser.call("Emulation.setDeviceMetricsOverride",
-                     {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
-                     session=self.session)
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+            session=self.session,
+        )
         self.first_event = len(browser.events)
 
     def open(self, path: Path) -> None:
@@ -138,23 +157,35 @@ class Tab:
         self.browser.wait_event("Page.loadEventFired", self.session, mark)
 
     def eval(self, expression: str) -> Any:
-        result = self.browser.call("Runtime.evaluate", {"expression": expression, "returnByValue": True},
-                                   session=self.session)
+        result = self.browser.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=self.session
+        )
         assert "exceptionDetails" not in result, result["exceptionDetails"]
         return result["result"].get("value")
 
     def events(self, method: str) -> list[dict[str, Any]]:
-        return [e["params"] for e in self.browser.events[self.first_event:]
-                if e["method"] == method and e.get("sessionId") == self.session]
+        return [
+            e["params"]
+            for e in self.browser.events[self.first_event :]
+            if e["method"] == method and e.get("sessionId") == self.session
+        ]
 
     def problems(self) -> list[str]:
         """Console errors and warnings, uncaught exceptions, browser log errors (CSP violations,
         failed loads) and dialogs."""
-        out = [f"console.{p['type']}: {p.get('args')}" for p in self.events("Runtime.consoleAPICalled")
-               if p["type"] in ("error", "warning", "assert")]
-        out += [f"exception: {p['exceptionDetails'].get('text')}" for p in self.events("Runtime.exceptionThrown")]
-        out += [f"log {p['entry']['level']}: {p['entry']['text']}" for p in self.events("Log.entryAdded")
-                if p["entry"]["level"] in ("error", "warning")]
+        out = [
+            f"console.{p['type']}: {p.get('args')}"
+            for p in self.events("Runtime.consoleAPICalled")
+            if p["type"] in ("error", "warning", "assert")
+        ]
+        out += [
+            f"exception: {p['exceptionDetails'].get('text')}" for p in self.events("Runtime.exceptionThrown")
+        ]
+        out += [
+            f"log {p['entry']['level']}: {p['entry']['text']}"
+            for p in self.events("Log.entryAdded")
+            if p["entry"]["level"] in ("error", "warning")
+        ]
         out += [f"dialog: {p.get('message')}" for p in self.events("Page.javascriptDialogOpening")]
         return out
 
@@ -164,9 +195,11 @@ class Tab:
     def screenshot(self, name: str) -> Path:
         size = self.browser.call("Page.getLayoutMetrics", session=self.session)["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-        data = self.browser.call("Page.captureScreenshot",
-                                 {"format": "png", "captureBeyondViewport": True, "clip": clip},
-                                 session=self.session)["data"]
+        data = self.browser.call(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+            session=self.session,
+        )["data"]
         ARTIFACTS.mkdir(exist_ok=True)
         target = ARTIFACTS / name
         target.write_bytes(base64.b64decode(data))
@@ -210,8 +243,10 @@ def test_overview_renders_offline_without_errors(browser, case):
     # inline CSS applied (not blocked by the CSP): the firing badge is vermillion
     colour = tab.eval("getComputedStyle(document.querySelector('.badge.firing')).backgroundColor")
     assert colour == "rgb(213, 94, 0)"
-    sparks = tab.eval("[...document.querySelectorAll('svg.spark')].map(s => "
-                      "[s.getBoundingClientRect().width, s.dataset.points])")
+    sparks = tab.eval(
+        "[...document.querySelectorAll('svg.spark')].map(s => "
+        "[s.getBoundingClientRect().width, s.dataset.points])"
+    )
     assert sparks[0] == [120, str(case.rate_points)]  # alpha ran on the same days on every canary
     width = tab.eval("document.documentElement.scrollWidth")
     assert width <= 1280  # the overview fits a 1280 px screen without sideways scrolling
@@ -222,7 +257,9 @@ def test_overview_renders_offline_without_errors(browser, case):
     assert_clean(phone)
     # on a phone the page keeps its width; only the table scrolls sideways
     assert phone.eval("document.documentElement.scrollWidth") <= 390
-    assert phone.eval("(() => { const s = document.querySelector('.scroll'); return s.scrollWidth > s.clientWidth })()")
+    assert phone.eval(
+        "(() => { const s = document.querySelector('.scroll'); return s.scrollWidth > s.clientWidth })()"
+    )
     assert is_png(phone.screenshot("report-overview-390.png"))
 
 
@@ -254,12 +291,19 @@ def test_pass_rate_chart_draws_one_point_per_day_with_data(browser, case):
 
 def test_hostile_model_output_is_inert(browser, case):
     tab = Tab(browser, 1280)
-    for page in (paths.canary_page("alpha", "capital"), paths.canary_page("alpha", "steps"),
-                 paths.canary_page("alpha", "weather"), paths.INDEX, paths.ALERTS):
+    for page in (
+        paths.canary_page("alpha", "capital"),
+        paths.canary_page("alpha", "steps"),
+        paths.canary_page("alpha", "weather"),
+        paths.INDEX,
+        paths.ALERTS,
+    ):
         tab.open(case.out / page)
         assert tab.eval("document.querySelectorAll('script, img, iframe, object, embed').length") == 0
-        on_attrs = tab.eval("[...document.querySelectorAll('*')].flatMap(e => "
-                            "[...e.attributes].map(a => a.name)).filter(n => n.startsWith('on'))")
+        on_attrs = tab.eval(
+            "[...document.querySelectorAll('*')].flatMap(e => "
+            "[...e.attributes].map(a => a.name)).filter(n => n.startsWith('on'))"
+        )
         assert on_attrs == []
     assert_clean(tab)  # no dialog opened, nothing logged, nothing fetched
     tab.open(case.out / paths.canary_page("alpha", "capital"))

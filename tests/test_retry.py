@@ -74,7 +74,9 @@ def run(
     async def go() -> CallOutcome:
         provider = build_provider(model, api_key="sk-test", base_url=base_url)
         try:
-            return await call_with_retry(provider, request, policy, turn=turn, sleep=sleep or RecordingSleep(), **extra)
+            return await call_with_retry(
+                provider, request, policy, turn=turn, sleep=sleep or RecordingSleep(), **extra
+            )
         finally:
             await provider.aclose()
 

@@ -52,8 +52,14 @@ def key(monkeypatch) -> str:
     return KEY
 
 
-def _project(tmp_path: Path, server: SimServer, behaviours: dict[str, SimBehaviour], models: str,
-             canaries: dict[str, str] | None = None, **config) -> Path:
+def _project(
+    tmp_path: Path,
+    server: SimServer,
+    behaviours: dict[str, SimBehaviour],
+    models: str,
+    canaries: dict[str, str] | None = None,
+    **config,
+) -> Path:
     path = write_project(tmp_path, config_with(models, **config), canaries)
     script_the_sim(server, path, behaviours)
     return path
@@ -127,7 +133,9 @@ def test_editing_a_canary_starts_a_new_series(tmp_path, capsys, monkeypatch):
 
 def test_401_makes_exactly_one_request_and_exits_69(tmp_path, capsys, server, key, monkeypatch):
     behaviours = {"m401": SimBehaviour(faults=[SimFault(kind="status", status=401)])}
-    path = _project(tmp_path, server, behaviours, remote_model("claude", "m401", server), samples=3, concurrency=1)
+    path = _project(
+        tmp_path, server, behaviours, remote_model("claude", "m401", server), samples=3, concurrency=1
+    )
     result = run_cli(capsys, "run", "--config", str(path))
     assert result.code == 69
     assert server.stats() == {"m401": 1}
@@ -201,8 +209,13 @@ def test_empty_200_is_a_quality_failure_not_an_outage(tmp_path, capsys, server, 
 @pytest.mark.parametrize("wire", ["anthropic", "openai"])
 def test_tool_call_with_invalid_json_arguments_fails(tmp_path, capsys, server, key, wire):
     behaviours = {"mbad": SimBehaviour(faults=[SimFault(kind="bad_tool_args")])}
-    path = _project(tmp_path, server, behaviours, remote_model("m", "mbad", server, wire=wire),
-                    canaries={"tool.yaml": WEATHER_TOOL})
+    path = _project(
+        tmp_path,
+        server,
+        behaviours,
+        remote_model("m", "mbad", server, wire=wire),
+        canaries={"tool.yaml": WEATHER_TOOL},
+    )
     assert run_cli(capsys, "run", "--config", str(path)).code == 0
     [row] = _samples(tmp_path)
     assert row.outcome == "fail"
@@ -213,8 +226,13 @@ def test_tool_call_with_invalid_json_arguments_fails(tmp_path, capsys, server, k
 
 def test_tool_call_round_trip_passes(tmp_path, capsys, server, key):
     behaviours = {"mtool": SimBehaviour()}
-    path = _project(tmp_path, server, behaviours, remote_model("m", "mtool", server, wire="openai"),
-                    canaries={"tool.yaml": WEATHER_TOOL})
+    path = _project(
+        tmp_path,
+        server,
+        behaviours,
+        remote_model("m", "mtool", server, wire="openai"),
+        canaries={"tool.yaml": WEATHER_TOOL},
+    )
     assert run_cli(capsys, "run", "--config", str(path)).code == 0
     assert server.stats() == {"mtool": 2}  # the call, then the answer after the tool result
     [row] = _samples(tmp_path)
@@ -232,8 +250,9 @@ def test_one_megabyte_answer_is_stored_whole(tmp_path, capsys, server, key):
 
 def test_unicode_round_trips_through_the_store(tmp_path, capsys, server, key):
     behaviours = {"muni": SimBehaviour()}
-    path = _project(tmp_path, server, behaviours, remote_model("m", "muni", server),
-                    canaries={"u.yaml": UNICODE})
+    path = _project(
+        tmp_path, server, behaviours, remote_model("m", "muni", server), canaries={"u.yaml": UNICODE}
+    )
     assert run_cli(capsys, "run", "--config", str(path)).code == 0
     [row] = _samples(tmp_path)
     assert row.outcome == "pass"
@@ -243,8 +262,9 @@ def test_unicode_round_trips_through_the_store(tmp_path, capsys, server, key):
 
 def test_multi_turn_records_which_turn_failed(tmp_path, capsys, server, key):
     behaviours = {"mmulti": SimBehaviour()}
-    path = _project(tmp_path, server, behaviours, remote_model("m", "mmulti", server),
-                    canaries={"m.yaml": MULTI})
+    path = _project(
+        tmp_path, server, behaviours, remote_model("m", "mmulti", server), canaries={"m.yaml": MULTI}
+    )
     assert run_cli(capsys, "run", "--config", str(path)).code == 0
     assert server.stats() == {"mmulti": 3}
     [row] = _samples(tmp_path)
@@ -305,8 +325,11 @@ def test_secret_never_reaches_database_output_or_logs(tmp_path, capsys, server, 
         "msecmid": SimBehaviour(faults=[SimFault(kind="mid_stream", times=1)]),
         "msec529": SimBehaviour(faults=[SimFault(kind="status", status=529)]),
     }
-    models = (remote_model("a", "msec401", server) + remote_model("b", "msecmid", server, wire="openai")
-              + remote_model("c", "msec529", server))
+    models = (
+        remote_model("a", "msec401", server)
+        + remote_model("b", "msecmid", server, wire="openai")
+        + remote_model("c", "msec529", server)
+    )
     path = _project(tmp_path, server, behaviours, models, attempts=1)
     outputs = [run_cli(capsys, "run", "--config", str(path))]
     outputs.append(run_cli(capsys, "results", "--config", str(path), "--json"))
@@ -346,8 +369,9 @@ def test_run_against_postgresql(tmp_path, capsys, monkeypatch, pg_url):
 
 def test_empty_reply_mid_conversation_stops_the_sample_as_failed(tmp_path, capsys, server, key):
     behaviours = {"mmempty": SimBehaviour(faults=[SimFault(kind="empty")])}
-    path = _project(tmp_path, server, behaviours, remote_model("m", "mmempty", server),
-                    canaries={"m.yaml": MULTI})
+    path = _project(
+        tmp_path, server, behaviours, remote_model("m", "mmempty", server), canaries={"m.yaml": MULTI}
+    )
     assert run_cli(capsys, "run", "--config", str(path)).code == 0
     assert server.stats() == {"mmempty": 1}
     [row] = _samples(tmp_path)
@@ -374,8 +398,9 @@ sim:
 
 def test_simulated_model_can_forget_the_system_prompt_after_a_turn(tmp_path, capsys, server, key):
     behaviours = {"mforget": SimBehaviour(quality=1.0, forget_after_turn=2)}
-    path = _project(tmp_path, server, behaviours, remote_model("m", "mforget", server),
-                    canaries={"m.yaml": FORGETFUL})
+    path = _project(
+        tmp_path, server, behaviours, remote_model("m", "mforget", server), canaries={"m.yaml": FORGETFUL}
+    )
     assert run_cli(capsys, "run", "--config", str(path), "--no-check").code == 0
     [row] = _samples(tmp_path)
     assert [t.passed for t in row.turns] == [True, True, False] and row.failed_turn == 3

@@ -38,13 +38,26 @@ def _json_lines(text: str) -> list[dict]:
 # --------------------------------------------------------------------------- config
 
 
-@pytest.mark.parametrize(("block", "line", "field", "problem"), [
-    ('schedule:\n  timezone: UTC\n  cron: "61 6 * * *"\n', 3, "schedule.cron", "minute: 61 is out of range 0-59"),
-    ('schedule:\n  cron: ["0 6 * * *", "0 6 * *"]\n', 2, "schedule.cron", "4 fields; expected 5"),
-    ('schedule:\n  cron: "0 6 L * *"\n', 2, "schedule.cron", "not classic cron"),
-    ('schedule:\n  cron: "0 6 * * *"\n  timezone: Europe/Berln\n', 3, "schedule.timezone", "unknown timezone `Europe/Berln`"),
-    ('schedule:\n  cron: "0 6 * * *"\n  jitter: 5\n', 3, "schedule.jitter", "unknown key `jitter`"),
-])
+@pytest.mark.parametrize(
+    ("block", "line", "field", "problem"),
+    [
+        (
+            'schedule:\n  timezone: UTC\n  cron: "61 6 * * *"\n',
+            3,
+            "schedule.cron",
+            "minute: 61 is out of range 0-59",
+        ),
+        ('schedule:\n  cron: ["0 6 * * *", "0 6 * *"]\n', 2, "schedule.cron", "4 fields; expected 5"),
+        ('schedule:\n  cron: "0 6 L * *"\n', 2, "schedule.cron", "not classic cron"),
+        (
+            'schedule:\n  cron: "0 6 * * *"\n  timezone: Europe/Berln\n',
+            3,
+            "schedule.timezone",
+            "unknown timezone `Europe/Berln`",
+        ),
+        ('schedule:\n  cron: "0 6 * * *"\n  jitter: 5\n', 3, "schedule.jitter", "unknown key `jitter`"),
+    ],
+)
 def test_bad_schedule_is_one_line_file_error(tmp_path, block, line, field, problem) -> None:
     path = write_project(tmp_path, SIM_CONFIG + block)
     with pytest.raises(FileError) as err:
@@ -54,7 +67,9 @@ def test_bad_schedule_is_one_line_file_error(tmp_path, block, line, field, probl
 
 
 def test_schedule_accepts_a_string_or_a_list(tmp_path) -> None:
-    path = write_project(tmp_path, SIM_CONFIG + 'schedule: {cron: ["0 6 * * 1-5", "@daily"], timezone: Asia/Tokyo}\n')
+    path = write_project(
+        tmp_path, SIM_CONFIG + 'schedule: {cron: ["0 6 * * 1-5", "@daily"], timezone: Asia/Tokyo}\n'
+    )
     schedule = load_config(path)[0].schedule
     assert schedule.expressions == ["0 6 * * 1-5", "@daily"] and schedule.misfire_grace_hours == 6
     assert ScheduleConfig(cron="0 6 * * *").expressions == ["0 6 * * *"]
@@ -71,7 +86,11 @@ def test_next_run_times_across_a_dst_change() -> None:
     # Europe/Berlin springs forward on 2024-03-31: 06:00 local is 05:00 UTC before, 04:00 UTC after.
     schedule = ScheduleConfig(cron="0 6 * * *", timezone="Europe/Berlin")
     runs = next_run_times(schedule, _utc(2024, 3, 30, 4, 0), count=3)
-    assert [r.astimezone(UTC) for r in runs] == [_utc(2024, 3, 30, 5), _utc(2024, 3, 31, 4), _utc(2024, 4, 1, 4)]
+    assert [r.astimezone(UTC) for r in runs] == [
+        _utc(2024, 3, 30, 5),
+        _utc(2024, 3, 31, 4),
+        _utc(2024, 4, 1, 4),
+    ]
     assert runs[0].tzinfo is not None and runs[0].hour == 6
 
 
@@ -86,7 +105,12 @@ def test_next_run_times_day_of_month_or_day_of_week() -> None:
     # both day fields restricted: cron runs on the 1st OR on Sundays
     schedule = ScheduleConfig(cron=["30 12 1 * 0", "0 6 * * 6"], timezone="UTC")
     runs = next_run_times(schedule, _utc(2024, 3, 29, 12), count=4)
-    assert runs == [_utc(2024, 3, 30, 6), _utc(2024, 3, 31, 12, 30), _utc(2024, 4, 1, 12, 30), _utc(2024, 4, 6, 6)]
+    assert runs == [
+        _utc(2024, 3, 30, 6),
+        _utc(2024, 3, 31, 12, 30),
+        _utc(2024, 4, 1, 12, 30),
+        _utc(2024, 4, 6, 6),
+    ]
 
 
 # --------------------------------------------------------------------------- cron -> OnCalendar
@@ -112,8 +136,20 @@ def test_cron_to_on_calendar(expr, expected) -> None:
     assert on_calendar(parse_cron(expr), "UTC") == expected
 
 
-@pytest.mark.parametrize("expr", ["0 6 * * * *", "0 25 * * *", "0 6 ? * *", "0 6 * * 1#2", "0 6 5-1 * *",
-                                  "*/0 * * * *", "@reboot", "x 6 * * *", ""])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "0 6 * * * *",
+        "0 25 * * *",
+        "0 6 ? * *",
+        "0 6 * * 1#2",
+        "0 6 5-1 * *",
+        "*/0 * * * *",
+        "@reboot",
+        "x 6 * * *",
+        "",
+    ],
+)
 def test_cron_it_cannot_run_is_a_clear_error(expr) -> None:
     with pytest.raises(CronError):
         parse_cron(expr)
@@ -123,14 +159,23 @@ def _systemd_analyze() -> str | None:
     path = shutil.which("systemd-analyze")
     if path is None:
         return None
-    probe = subprocess.run([path, "calendar", "--base-time=2024-01-01 00:00:00 UTC", "*-*-* 06:00:00 UTC"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [path, "calendar", "--base-time=2024-01-01 00:00:00 UTC", "*-*-* 06:00:00 UTC"],
+        capture_output=True,
+        text=True,
+    )
     return path if probe.returncode == 0 else None
 
 
-@pytest.mark.parametrize(("expr", "tz"), [(e, "UTC") for e, _ in CALENDARS] + [
-    ("0 6 * * 1-5", "Europe/Berlin"), ("30 2 * * *", "America/New_York"), ("0 6 1-7 * 1", "Asia/Tokyo"),
-])
+@pytest.mark.parametrize(
+    ("expr", "tz"),
+    [(e, "UTC") for e, _ in CALENDARS]
+    + [
+        ("0 6 * * 1-5", "Europe/Berlin"),
+        ("30 2 * * *", "America/New_York"),
+        ("0 6 1-7 * 1", "Asia/Tokyo"),
+    ],
+)
 def test_on_calendar_fires_when_the_daemon_does(expr, tz) -> None:
     """systemd's own calendar evaluation agrees with next_run_times (the daemon's trigger)."""
     tool = _systemd_analyze()
@@ -141,8 +186,13 @@ def test_on_calendar_fires_when_the_daemon_does(expr, tz) -> None:
     expected = [t.astimezone(UTC) for t in next_run_times(schedule, base, count=6)]
     seen: set[datetime] = set()
     for calendar in on_calendar(parse_cron(expr), tz):
-        out = subprocess.run([tool, "calendar", "--iterations=6", f"--base-time={base:%Y-%m-%d %H:%M:%S} UTC",
-                              calendar], capture_output=True, text=True, env={**os.environ, "TZ": "UTC"}, check=True)
+        out = subprocess.run(
+            [tool, "calendar", "--iterations=6", f"--base-time={base:%Y-%m-%d %H:%M:%S} UTC", calendar],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TZ": "UTC"},
+            check=True,
+        )
         for line in out.stdout.splitlines():
             if "Next elapse:" in line or "Iter. #" in line:
                 stamp = " ".join(line.split(":", 1)[1].split()[1:3])
@@ -153,13 +203,21 @@ def test_on_calendar_fires_when_the_daemon_does(expr, tz) -> None:
 # --------------------------------------------------------------------------- recipes
 
 
-def _units(tmp_path, config=SIM_CONFIG + 'schedule: {cron: ["0 6 * * 1-5", "30 7 1 * 0"], timezone: Europe/Berlin}\n'):
+def _units(
+    tmp_path, config=SIM_CONFIG + 'schedule: {cron: ["0 6 * * 1-5", "30 7 1 * 0"], timezone: Europe/Berlin}\n'
+):
     return write_project(tmp_path / "proj", config)
 
 
 def test_systemd_units_shape(tmp_path) -> None:
-    config = SIM_CONFIG.replace("  - id: sim-o", "  - id: real\n    provider: anthropic\n    model: m\n"
-                                "    api_key_env: MY_SECRET_KEY\n  - id: sim-o") + SCHEDULE
+    config = (
+        SIM_CONFIG.replace(
+            "  - id: sim-o",
+            "  - id: real\n    provider: anthropic\n    model: m\n"
+            "    api_key_env: MY_SECRET_KEY\n  - id: sim-o",
+        )
+        + SCHEDULE
+    )
     path = write_project(tmp_path / "proj", config)
     os.environ["MY_SECRET_KEY"] = "sk-do-not-print-me"
     try:
@@ -174,12 +232,20 @@ def test_systemd_units_shape(tmp_path) -> None:
         parser.optionxform = str  # keys are case-sensitive
         parser.read_string(text)
         parsed[name] = parser
-    service, timer, daemon = parsed["canary.service"], parsed["canary.timer"], parsed["canary-scheduler.service"]
+    service, timer, daemon = (
+        parsed["canary.service"],
+        parsed["canary.timer"],
+        parsed["canary-scheduler.service"],
+    )
     assert service["Service"]["Type"] == "oneshot" and service["Service"]["User"] == "canary"
     assert service["Service"]["WorkingDirectory"] == str(path.parent)
     assert service["Service"]["EnvironmentFile"] == "-/etc/canary/env"
     assert "#   MY_SECRET_KEY=..." in units["canary.service"]
-    execs = [line.split("=", 1)[1] for line in units["canary.service"].splitlines() if line.startswith("ExecStart=")]
+    execs = [
+        line.split("=", 1)[1]
+        for line in units["canary.service"].splitlines()
+        if line.startswith("ExecStart=")
+    ]
     assert len(execs) == 2 and all(Path(e.split()[0]).is_absolute() for e in execs)
     assert " run --config " in execs[0] and " report --config " in execs[1]
     assert timer["Timer"]["OnCalendar"] == "*-*-* 06:00:00 UTC"
@@ -210,8 +276,10 @@ def test_cron_line(tmp_path) -> None:
     lines = [line for line in text.splitlines() if not line.startswith("#")]
     assert lines[0] == "CRON_TZ=Europe/Berlin"
     assert lines[1].startswith("0 6 * * 1-5 cd ") and lines[2].startswith("30 7 1 * 0 cd ")
-    assert all("flock -n /tmp/canary-" in line and " run --config " in line and " report --config " in line
-               for line in lines[1:])
+    assert all(
+        "flock -n /tmp/canary-" in line and " run --config " in line and " report --config " in line
+        for line in lines[1:]
+    )
     assert "CRON_TZ" not in cron_line(path, machine_tz="Europe/Berlin")
 
 
@@ -276,8 +344,14 @@ class Daemon:
     """A `serve()` process whose JSON log lines are read as they come."""
 
     def __init__(self, config: Path, script: str = DAEMON, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", script, str(config)], cwd=REPO, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(config)],
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         self.events: list[dict] = []
         # A reader thread, not select() on the pipe: readline() buffers several lines at once, and
         # select() then sees an empty pipe while the wanted line already sits in Python's buffer.
@@ -328,9 +402,11 @@ def test_daemon_runs_a_job_and_stops_on_sigterm(tmp_path) -> None:
     assert (tmp_path / "reports" / "index.html").is_file()
 
 
-SLOW = SIM_CONFIG.replace("  samples: 1\n  concurrency: 8", "  samples: 12\n  concurrency: 1").replace(
-    "    model: sim-a\n", "    model: sim-a\n    sim: {latency_ms: 300}\n"
-).replace("    model: sim-o\n", "    model: sim-o\n    sim: {latency_ms: 300}\n")
+SLOW = (
+    SIM_CONFIG.replace("  samples: 1\n  concurrency: 8", "  samples: 12\n  concurrency: 1")
+    .replace("    model: sim-a\n", "    model: sim-a\n    sim: {latency_ms: 300}\n")
+    .replace("    model: sim-o\n", "    model: sim-o\n    sim: {latency_ms: 300}\n")
+)
 
 
 def _wait_for_a_stored_sample(root: Path, deadline_s: float = 60) -> None:
@@ -396,7 +472,9 @@ def test_previous_run_time() -> None:
     assert previous_run_time(weekdays, _utc(2024, 3, 31, 12)) == _utc(2024, 3, 29, 6)  # Sunday -> Friday
     yearly = ScheduleConfig(cron="0 0 1 1 *", timezone="Europe/Berlin")
     assert previous_run_time(yearly, _utc(2024, 3, 30)).astimezone(UTC) == _utc(2023, 12, 31, 23)
-    assert previous_run_time(ScheduleConfig(cron="*/5 * * * *"), _utc(2024, 3, 30, 6, 7)) == _utc(2024, 3, 30, 6, 5)
+    assert previous_run_time(ScheduleConfig(cron="*/5 * * * *"), _utc(2024, 3, 30, 6, 7)) == _utc(
+        2024, 3, 30, 6, 5
+    )
 
 
 def _slot_hours_ago(hours: int) -> str:
@@ -409,8 +487,12 @@ def _slot_hours_ago(hours: int) -> str:
 def _backfill(path: Path, days_ago: int) -> str:
     """One completed run recorded `days_ago` days back (its completion counts as that day's end)."""
     day = (datetime.now(UTC) - timedelta(days=days_ago)).date().isoformat()
-    done = subprocess.run([sys.executable, "-m", "canary", "run", "-q", "--no-check", "--as-of", day,
-                           "--config", str(path)], capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "canary", "run", "-q", "--no-check", "--as-of", day, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr
     return day
 
@@ -420,20 +502,26 @@ def _webhook(receiver) -> str:
 
 
 def _gap_hooks(receiver) -> list[dict]:
-    return [r.json() for r in receiver.received() if r.path == "/hook"
-            and any(e["signal"] == "gap" for e in r.json()["events"])]
+    return [
+        r.json()
+        for r in receiver.received()
+        if r.path == "/hook" and any(e["signal"] == "gap" for e in r.json()["events"])
+    ]
 
 
 def test_daemon_started_after_a_missed_slot_runs_it_at_once(tmp_path, http_receiver) -> None:
     """The slot was 1 h ago (grace 6 h) and the newest completed run is 3 days old: the daemon
     runs the slot as it starts, and the job's check says the gap once."""
-    path = write_project(tmp_path, SIM_CONFIG + _webhook(http_receiver)
-                         + f'schedule: {{cron: "{_slot_hours_ago(1)}", timezone: UTC}}\n')
+    path = write_project(
+        tmp_path,
+        SIM_CONFIG + _webhook(http_receiver) + f'schedule: {{cron: "{_slot_hours_ago(1)}", timezone: UTC}}\n',
+    )
     last_day = _backfill(path, 3)
     daemon = Daemon(path, SCHEDULED)
     caught = daemon.wait_for("catch_up")
     assert caught["late_h"] >= 0.9 and caught["last_completed"].startswith(
-        (datetime.fromisoformat(last_day) + timedelta(days=1)).date().isoformat())
+        (datetime.fromisoformat(last_day) + timedelta(days=1)).date().isoformat()
+    )
     daemon.wait_for("scheduler_started")
     finished = daemon.wait_for("job_finished")
     gap = [e for e in daemon.events if e["event"] == "gap"]
@@ -449,8 +537,11 @@ def test_daemon_started_after_a_missed_slot_runs_it_at_once(tmp_path, http_recei
 def test_daemon_started_past_the_grace_says_the_gap_and_waits(tmp_path, http_receiver) -> None:
     """The slot was 3 h ago, the grace is 1 h: not run now; the gap is logged and notified once,
     by this start, a second start and the next run alike."""
-    config = (SIM_CONFIG + _webhook(http_receiver)
-              + f'schedule: {{cron: "{_slot_hours_ago(3)}", timezone: UTC, misfire_grace_hours: 1}}\n')
+    config = (
+        SIM_CONFIG
+        + _webhook(http_receiver)
+        + f'schedule: {{cron: "{_slot_hours_ago(3)}", timezone: UTC, misfire_grace_hours: 1}}\n'
+    )
     path = write_project(tmp_path, config)
     last_day = _backfill(path, 3)
     for start in (1, 2):
@@ -470,16 +561,23 @@ def test_daemon_started_past_the_grace_says_the_gap_and_waits(tmp_path, http_rec
     with Store.open("sqlite:///canary.db", base_dir=tmp_path) as store:
         assert len(store.samples()) == 2  # only the backfill: nothing ran
     # the run that finally comes ends the same gap: not said again
-    done = subprocess.run([sys.executable, "-m", "canary", "run", "-q", "--config", str(path)],
-                          capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "canary", "run", "-q", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr
     assert len(_gap_hooks(http_receiver)) == 1 and "monitoring gap" not in done.stderr
 
 
 def test_daemon_woken_past_the_grace_says_the_gap(tmp_path, http_receiver) -> None:
     """APScheduler's own misfire (a scheduler woken late) goes through the same notice."""
-    config = (SIM_CONFIG + _webhook(http_receiver)
-              + 'schedule: {cron: "0 6 * * *", timezone: UTC, misfire_grace_hours: 1}\n')
+    config = (
+        SIM_CONFIG
+        + _webhook(http_receiver)
+        + 'schedule: {cron: "0 6 * * *", timezone: UTC, misfire_grace_hours: 1}\n'
+    )
     path = write_project(tmp_path, config)
     _backfill(path, 2)
     daemon = Daemon(path, MISSED_BY_A_WOKEN_SCHEDULER)
@@ -493,9 +591,11 @@ def test_daemon_woken_past_the_grace_says_the_gap(tmp_path, http_receiver) -> No
 def test_a_stop_signal_landing_inside_a_log_line_does_not_deadlock() -> None:
     """The SIGTERM handler logs on the main thread, which may be inside log() already: the
     daemon once hung there for good (seen when SIGTERM followed `scheduler_started` at once)."""
-    code = ("import os, signal\nfrom canary.schedule import log as m\n"
-            "signal.signal(signal.SIGTERM, lambda *_: m.log('stop_requested'))\n"
-            "with m._lock:\n    os.kill(os.getpid(), signal.SIGTERM)\n    m.log('inside')\n")
+    code = (
+        "import os, signal\nfrom canary.schedule import log as m\n"
+        "signal.signal(signal.SIGTERM, lambda *_: m.log('stop_requested'))\n"
+        "with m._lock:\n    os.kill(os.getpid(), signal.SIGTERM)\n    m.log('inside')\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert [e["event"] for e in _json_lines(done.stdout)] == ["stop_requested", "inside"]

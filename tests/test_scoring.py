@@ -45,14 +45,18 @@ def registry() -> ScorerRegistry:
 def call(name: str, arguments: dict[str, Any] | None, raw: str | None = None) -> ToolCall:
     import json
 
-    return ToolCall(id=f"c-{name}", name=name, arguments=arguments, raw_arguments=raw or json.dumps(arguments))
+    return ToolCall(
+        id=f"c-{name}", name=name, arguments=arguments, raw_arguments=raw or json.dumps(arguments)
+    )
 
 
 def run(bound: BoundScorer, text: str, calls: tuple[ToolCall, ...] = (), turn: int = 1) -> Verdict:
     return asyncio.run(bound.run(ScoreInput(text=text, tool_calls=calls, turn=turn, canary=CANARY)))
 
 
-def score(registry: ScorerRegistry, entry: dict[str, Any], text: str, calls: tuple[ToolCall, ...] = ()) -> Verdict:
+def score(
+    registry: ScorerRegistry, entry: dict[str, Any], text: str, calls: tuple[ToolCall, ...] = ()
+) -> Verdict:
     return run(registry.build(entry), text, calls)
 
 
@@ -66,7 +70,9 @@ def spec_error(registry: ScorerRegistry, entry: Any) -> ScorerSpecError:
 
 
 def test_exact_pass_and_fail(registry: ScorerRegistry) -> None:
-    assert score(registry, {"exact": {"value": "Paris"}}, "  Paris\n") == Verdict(True, 1.0, 'reply equals "Paris"')
+    assert score(registry, {"exact": {"value": "Paris"}}, "  Paris\n") == Verdict(
+        True, 1.0, 'reply equals "Paris"'
+    )
     v = score(registry, {"exact": {"value": "Paris"}}, "paris")
     assert v == Verdict(False, 0.0, 'expected "Paris", got "paris"')
 
@@ -76,7 +82,9 @@ def test_exact_options(registry: ScorerRegistry) -> None:
     v = score(registry, {"exact": {"value": "Paris", "strip": False}}, "Paris ")
     assert not v.passed and v.reason == 'expected "Paris", got "Paris"'  # quotes flatten whitespace
     assert score(registry, {"exact": 42}, "42").passed  # shorthand; YAML numbers are text here
-    assert score(registry, {"exact": {"value": ""}}, "  ").passed  # expecting nothing is not an empty-reply failure
+    assert score(
+        registry, {"exact": {"value": ""}}, "  "
+    ).passed  # expecting nothing is not an empty-reply failure
 
 
 def test_exact_empty_reply(registry: ScorerRegistry) -> None:
@@ -89,7 +97,9 @@ def test_exact_empty_reply(registry: ScorerRegistry) -> None:
 def test_contains_all_scores_fraction_found(registry: ScorerRegistry) -> None:
     entry = {"contains": {"all": ["Paris", "France"], "case_insensitive": True}}
     assert score(registry, entry, "PARIS, france") == Verdict(True, 1.0, 'found all 2: "Paris", "France"')
-    assert score(registry, entry, "Paris is lovely") == Verdict(False, 0.5, 'missing "France" in "Paris is lovely"')
+    assert score(registry, entry, "Paris is lovely") == Verdict(
+        False, 0.5, 'missing "France" in "Paris is lovely"'
+    )
     assert score(registry, {"contains": {"all": ["Paris", "France"]}}, "paris, france").score == 0.0
 
 
@@ -131,7 +141,11 @@ def test_regex_pass_fail_and_tail_quote(registry: ScorerRegistry) -> None:
     entry = {"regex": {"pattern": r"DONE\s*$"}}
     assert score(registry, entry, "paris. DONE\n") == Verdict(True, 1.0, '/DONE\\s*$/ matched "DONE"')
     v = score(registry, entry, "word " * 40 + "finished")
-    assert not v.passed and v.reason.startswith("no match for /DONE\\s*$/ in \"…") and v.reason.endswith('finished"')
+    assert (
+        not v.passed
+        and v.reason.startswith('no match for /DONE\\s*$/ in "…')
+        and v.reason.endswith('finished"')
+    )
 
 
 def test_regex_flags(registry: ScorerRegistry) -> None:
@@ -166,7 +180,9 @@ def test_json_plain_and_fenced(registry: ScorerRegistry) -> None:
     v = score(registry, {"json": {}}, "Sure: {a: 1}")
     assert v == Verdict(False, 0.0, 'reply is not valid JSON (Expecting value): "Sure: {a: 1}"')
     v = score(registry, {"json": {}}, "```json\n{a: 1}\n```")
-    assert not v.passed and v.reason.startswith("the ```json block is not valid JSON: Expecting property name")
+    assert not v.passed and v.reason.startswith(
+        "the ```json block is not valid JSON: Expecting property name"
+    )
     assert score(registry, {"json": {}}, "") == Verdict(False, 0.0, "empty reply")
 
 
@@ -188,8 +204,12 @@ WEATHER = {"tool_call": {"name": "get_weather", "args": {"city": "Paris"}}}
 
 def test_tool_call_pass_with_subset_args(registry: ScorerRegistry) -> None:
     calls = (call("get_weather", {"city": "Paris", "unit": "C"}),)
-    assert score(registry, WEATHER, "", calls) == Verdict(True, 1.0, "called `get_weather` with the expected arguments")
-    assert score(registry, {"tool_call": "get_weather"}, "", calls) == Verdict(True, 1.0, "called `get_weather`")
+    assert score(registry, WEATHER, "", calls) == Verdict(
+        True, 1.0, "called `get_weather` with the expected arguments"
+    )
+    assert score(registry, {"tool_call": "get_weather"}, "", calls) == Verdict(
+        True, 1.0, "called `get_weather`"
+    )
     assert score(registry, {"tool_call": {}}, "", calls).passed  # any call at all
 
 
@@ -214,7 +234,9 @@ def test_tool_call_any_call_may_match_unless_index(registry: ScorerRegistry) -> 
     first = {"tool_call": {"name": "get_weather", "args": {"city": "Paris"}, "index": 1}}
     v = score(registry, first, "", calls)
     assert v == Verdict(False, 0.0, '`get_weather` argument `city`: expected "Paris", got "Rome"')
-    assert score(registry, {"tool_call": {"name": "get_weather", "args": {"city": "Paris"}, "index": -1}}, "", calls).passed
+    assert score(
+        registry, {"tool_call": {"name": "get_weather", "args": {"city": "Paris"}, "index": -1}}, "", calls
+    ).passed
     v = score(registry, {"tool_call": {"index": 3}}, "", calls)
     assert v == Verdict(False, 0.0, "no tool call #3 (2 made: `get_weather`, `get_weather`)")
     assert spec_error(registry, {"tool_call": {"index": 0}}).loc == ("tool_call", "index")
@@ -227,7 +249,11 @@ def test_tool_call_deep_equal_is_json_equality(registry: ScorerRegistry) -> None
     assert v == Verdict(False, 0.0, "`f` argument `flag`: expected true, got 1")
     v = score(registry, entry, "", (call("f", {"flag": True, "opts": {"n": 1, "tags": ["a"], "x": 0}}),))
     assert not v.passed and "argument `opts`" in v.reason
-    assert json_equal([1, {"a": None}], [1.0, {"a": None}]) and not json_equal(0, False) and not json_equal("1", 1)
+    assert (
+        json_equal([1, {"a": None}], [1.0, {"a": None}])
+        and not json_equal(0, False)
+        and not json_equal("1", 1)
+    )
 
 
 def test_tool_call_schema(registry: ScorerRegistry) -> None:
@@ -235,7 +261,11 @@ def test_tool_call_schema(registry: ScorerRegistry) -> None:
     entry = {"tool_call": {"name": "forecast", "schema": schema}}
     assert score(registry, entry, "", (call("forecast", {"days": 3}),)).passed
     v = score(registry, entry, "", (call("forecast", {"days": 30}),))
-    assert v == Verdict(False, 0.0, "`forecast` arguments do not match the schema at $.days: 30 is greater than the maximum of 7")
+    assert v == Verdict(
+        False,
+        0.0,
+        "`forecast` arguments do not match the schema at $.days: 30 is greater than the maximum of 7",
+    )
     assert spec_error(registry, {"tool_call": {"schema": {"type": 5}}}).loc == ("tool_call", "schema")
 
 
@@ -249,7 +279,11 @@ def test_no_tool_call(registry: ScorerRegistry) -> None:
     v = score(registry, {"no_tool_call": {}}, "x", (call("a", {}), call("b", {})))
     assert v == Verdict(False, 0.0, "expected no tool call, but called `a`, `b`")
     err = spec_error(registry, {"no_tool_call": {"name": "a"}})
-    assert (err.loc, err.problem, err.hint) == (("no_tool_call", "name"), "unknown option `name`", "valid options: turns")
+    assert (err.loc, err.problem, err.hint) == (
+        ("no_tool_call", "name"),
+        "unknown option `name`",
+        "valid options: turns",
+    )
 
 
 # --------------------------------------------------------------------------- numeric
@@ -282,7 +316,9 @@ def test_numeric_tolerance(registry: ScorerRegistry) -> None:
 
 
 def test_numeric_no_number_and_empty(registry: ScorerRegistry) -> None:
-    assert score(registry, {"numeric": 1}, "none at all") == Verdict(False, 0.0, 'no number in reply: "none at all"')
+    assert score(registry, {"numeric": 1}, "none at all") == Verdict(
+        False, 0.0, 'no number in reply: "none at all"'
+    )
     assert score(registry, {"numeric": 1}, "") == Verdict(False, 0.0, "empty reply")
     assert spec_error(registry, {"numeric": {"value": 1, "tolerance": -1}}).loc == ("numeric", "tolerance")
 
@@ -331,7 +367,10 @@ def test_any_of_max_and_reason(registry: ScorerRegistry) -> None:
     assert score(registry, entry, "Paris") == Verdict(True, 1.0, 'exact: reply equals "Paris"')
     v = score(registry, entry, "France")
     assert v.passed is False and v.score == 0.5
-    assert v.reason == 'none of 2 passed: exact: expected "Paris", got "France"; contains: missing "Paris" in "France"'
+    assert (
+        v.reason
+        == 'none of 2 passed: exact: expected "Paris", got "France"; contains: missing "Paris" in "France"'
+    )
 
 
 def test_combinator_spec_errors_keep_nested_loc(registry: ScorerRegistry) -> None:
@@ -363,7 +402,11 @@ def test_unknown_option_and_missing_field(registry: ScorerRegistry) -> None:
     assert (err.loc, err.problem, err.unknown) == (("exact", "foo"), "unknown option `foo`", False)
     assert err.hint == "valid options: value, case_insensitive, strip, turns"
     err = spec_error(registry, {"exact": {"case_insensitive": True}})
-    assert (err.loc, err.problem, err.hint) == (("exact", "value"), "field required", "required options: value")
+    assert (err.loc, err.problem, err.hint) == (
+        ("exact", "value"),
+        "field required",
+        "required options: value",
+    )
     err = spec_error(registry, {"contains": {"any": ["a", ["b"]]}})
     assert (err.loc, err.problem) == (("contains", "any", 1), "expected a string")
     err = spec_error(registry, {"contains": ["a", None]})  # shorthand: loc points into the list as written
@@ -408,14 +451,20 @@ def test_turn_selection_errors(registry: ScorerRegistry) -> None:
 
 def test_validate_turns_against_the_canary(registry: ScorerRegistry) -> None:
     canary = MultiTurnCanary(
-        id="m", kind="multi_turn", turns=[{"user": "hi", "name": "greet"}, {"user": "bye"}], scorers=[{"json": {}}]
+        id="m",
+        kind="multi_turn",
+        turns=[{"user": "hi", "name": "greet"}, {"user": "bye"}],
+        scorers=[{"json": {}}],
     )
     names = [t.name for t in canary.turns]
     registry.build({"json": {"turns": [2, "greet"]}}).validate_turns(len(canary.turns), names)
     registry.build({"json": {"turns": "last"}}).validate_turns(2, names)
     with pytest.raises(ScorerSpecError) as info:
         registry.build({"json": {"turns": [1, 3]}}).validate_turns(2, names)
-    assert (info.value.loc, info.value.problem) == (("json", "turns", 1), "turn 3 does not exist (the canary has 2)")
+    assert (info.value.loc, info.value.problem) == (
+        ("json", "turns", 1),
+        "turn 3 does not exist (the canary has 2)",
+    )
     with pytest.raises(ScorerSpecError) as info:
         registry.build({"json": {"turns": ["hello"]}}).validate_turns(2, names)
     assert (info.value.problem, info.value.hint) == ("no turn named `hello`", "turn names: greet")
@@ -681,7 +730,10 @@ def test_entry_point_plugin_class_and_module(plugin_site) -> None:
     install({"shout": "plug_{tag}:Shout", "polite": "plug_{tag}"}, {"plug_{tag}": PLUGIN_MODULE})
     registry = build_registry(None)
     assert {"shout", "polite"} <= set(registry.names())
-    assert registry.origin("shout") == f"scorer plugin entry point `shout` (plug_{tag}:Shout, from canary-plugin-{tag} 1.0)"
+    assert (
+        registry.origin("shout")
+        == f"scorer plugin entry point `shout` (plug_{tag}:Shout, from canary-plugin-{tag} 1.0)"
+    )
     assert run(registry.build({"shout": None}), "HEY") == Verdict(True, 1.0, "shouting check")
     assert run(registry.build({"polite": None}), "please") == Verdict(True, 1.0, "politeness check")
 
@@ -707,5 +759,7 @@ def test_plugin_clashing_with_builtin(plugin_site) -> None:
     install, tag = plugin_site
     body = PLUGIN_MODULE.replace('name = "shout"', 'name = "regex"')
     install({"re": "plugre_{tag}:Shout"}, {"plugre_{tag}": body})
-    with pytest.raises(SetupError, match=r"`regex` is defined twice: by built-in and by scorer plugin entry point `re`"):
+    with pytest.raises(
+        SetupError, match=r"`regex` is defined twice: by built-in and by scorer plugin entry point `re`"
+    ):
         build_registry(None)

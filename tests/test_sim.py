@@ -103,24 +103,40 @@ def test_unicode_round_trip(sim: Load, ask, wire: str, stream: bool) -> None:
 @pytest.mark.parametrize(("wire", "stream"), MODES, ids=MODE_IDS)
 def test_unmatched_prompt_gets_a_generic_reply(sim: Load, ask, wire: str, stream: bool) -> None:
     sim()
-    assert ask(wire, "m", [user("Something nobody scripted")], stream=stream).text == "Simulated reply from m."
+    assert (
+        ask(wire, "m", [user("Something nobody scripted")], stream=stream).text == "Simulated reply from m."
+    )
 
 
 def test_anthropic_blocks_and_system_list_match_like_a_string(sim: Load, claude: anthropic.Anthropic) -> None:
     sim()
     content = [{"type": "text", "text": SINGLE.prompt}]
-    got = ask_anthropic(claude, "m", [{"role": "user", "content": content}],
-                        system=[{"type": "text", "text": "Be brief."}], thinking={"type": "disabled"})
+    got = ask_anthropic(
+        claude,
+        "m",
+        [{"role": "user", "content": content}],
+        system=[{"type": "text", "text": "Be brief."}],
+        thinking={"type": "disabled"},
+    )
     assert got.text == "Paris"
     assert got.input_tokens == math.ceil((len(SINGLE.prompt) + len("Be brief.")) / 4)
 
 
 def test_openai_content_parts_and_unknown_fields_are_accepted(sim: Load, gpt: openai.OpenAI) -> None:
     sim()
-    messages = [{"role": "system", "content": "Be brief."},
-                {"role": "user", "content": [{"type": "text", "text": SINGLE.prompt}]}]
-    got = ask_openai(gpt, "m", messages, reasoning_effort="low", temperature=0.2, max_completion_tokens=64,
-                     extra_body={"some_future_field": True})
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": SINGLE.prompt}]},
+    ]
+    got = ask_openai(
+        gpt,
+        "m",
+        messages,
+        reasoning_effort="low",
+        temperature=0.2,
+        max_completion_tokens=64,
+        extra_body={"some_future_field": True},
+    )
     assert got.text == "Paris"
 
 
@@ -166,8 +182,13 @@ def test_openai_tool_call(sim: Load, gpt: openai.OpenAI, stream: bool) -> None:
 
 def test_openai_stream_helper_accumulates_tool_calls(sim: Load, gpt: openai.OpenAI) -> None:
     sim()
-    kwargs = {"model": "m", "messages": [user(TOOL.prompt)], "tools": [{"type": "function", "function": {
-        "name": "get_weather", "parameters": TOOL.tools[0].parameters}}]}
+    kwargs = {
+        "model": "m",
+        "messages": [user(TOOL.prompt)],
+        "tools": [
+            {"type": "function", "function": {"name": "get_weather", "parameters": TOOL.tools[0].parameters}}
+        ],
+    }
     with gpt.chat.completions.stream(**kwargs) as events:
         final = events.get_final_completion()
     call = final.choices[0].message.tool_calls[0]
@@ -179,7 +200,11 @@ def test_openai_stream_helper_accumulates_tool_calls(sim: Load, gpt: openai.Open
 def test_tool_result_gets_the_final_answer(sim: Load, ask, wire: str, stream: bool) -> None:
     sim(m=SimBehaviour(quality=0.0))  # the final answer is not subject to the quality roll
     result = TOOL.tool_results["get_weather"]
-    rounds = anthropic_tool_round("toolu_1", result) if wire == "anthropic" else openai_tool_round("call_1", result)
+    rounds = (
+        anthropic_tool_round("toolu_1", result)
+        if wire == "anthropic"
+        else openai_tool_round("call_1", result)
+    )
     got = ask(wire, "m", [user(TOOL.prompt), *rounds], tools=True, stream=stream)
     assert got.text == TOOL.sim.answer
     assert got.calls == []
@@ -228,8 +253,14 @@ def test_quality_rolls_are_reproducible(sim: Load, ask) -> None:
 
 @pytest.mark.parametrize("wire", BOTH)
 def test_periods_override_by_simulated_day(sim: Load, ask, wire: str) -> None:
-    period = SimPeriod(from_day="2025-02-10", to_day="2025-02-12", quality=0.0, served_model="m-quantized",
-                       fingerprint="fp_new", token_inflation=3.0)
+    period = SimPeriod(
+        from_day="2025-02-10",
+        to_day="2025-02-12",
+        quality=0.0,
+        served_model="m-quantized",
+        fingerprint="fp_new",
+        token_inflation=3.0,
+    )
     sim(m=SimBehaviour(periods=[period]))
     before = ask(wire, "m", [user(SINGLE.prompt)], day="2025-02-09")
     inside = ask(wire, "m", [user(SINGLE.prompt)], day="2025-02-12")
@@ -304,7 +335,9 @@ def test_quota_faults_map_to_spend_limit_errors(sim: Load, ask) -> None:
 
 
 @pytest.mark.parametrize(("wire", "stream"), MODES, ids=MODE_IDS)
-def test_timeout_fault_holds_until_the_client_gives_up(sim: Load, claude, gpt, wire: str, stream: bool) -> None:
+def test_timeout_fault_holds_until_the_client_gives_up(
+    sim: Load, claude, gpt, wire: str, stream: bool
+) -> None:
     sim(m=SimBehaviour(faults=[SimFault(kind="timeout")]))
     if wire == "anthropic":
         with pytest.raises(anthropic.APITimeoutError):
@@ -318,9 +351,14 @@ def test_mid_stream_fault_anthropic(sim: Load, claude: anthropic.Anthropic) -> N
     sim(m=SimBehaviour(faults=[SimFault(kind="mid_stream")]))
     seen = []
     with pytest.raises(anthropic.APIStatusError) as caught:
-        for event in claude.messages.create(model="m", max_tokens=64, messages=[user(SINGLE.prompt)], stream=True):
+        for event in claude.messages.create(
+            model="m", max_tokens=64, messages=[user(SINGLE.prompt)], stream=True
+        ):
             seen.append(event.type)
-    assert caught.value.body == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    assert caught.value.body == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }
     assert caught.value.status_code == 200
     assert seen[0] == "message_start" and "content_block_delta" in seen
     with pytest.raises(anthropic.APIConnectionError):
@@ -331,7 +369,9 @@ def test_mid_stream_fault_openai(sim: Load, gpt: openai.OpenAI) -> None:
     sim(m=SimBehaviour(faults=[SimFault(kind="mid_stream")]))
     text = ""
     with pytest.raises(openai.APIError) as caught:
-        for chunk in gpt.chat.completions.create(model="m", messages=[user("a long question " * 20)], stream=True):
+        for chunk in gpt.chat.completions.create(
+            model="m", messages=[user("a long question " * 20)], stream=True
+        ):
             text += chunk.choices[0].delta.content or ""
     assert not isinstance(caught.value, openai.APIStatusError)
     assert caught.value.type == "server_error"
@@ -359,7 +399,7 @@ def test_huge_fault(sim: Load, ask, wire: str, stream: bool) -> None:
 def test_bad_tool_args_openai(sim: Load, gpt: openai.OpenAI, stream: bool) -> None:
     sim(m=SimBehaviour(faults=[SimFault(kind="bad_tool_args")]))
     got = ask_openai(gpt, "m", [user(TOOL.prompt)], tools=True, stream=stream)
-    (name, raw), = got.calls
+    ((name, raw),) = got.calls
     assert name == "get_weather" and "Paris" in raw and got.stop == "tool_calls"
     with pytest.raises(ValueError):
         json.loads(raw)
@@ -369,7 +409,7 @@ def test_bad_tool_args_anthropic(sim: Load, claude: anthropic.Anthropic) -> None
     sim(m=SimBehaviour(faults=[SimFault(kind="bad_tool_args")]))
     # non-streaming: the broken arguments arrive as a string `input`, passed through unvalidated
     got = ask_anthropic(claude, "m", [user(TOOL.prompt)], tools=True)
-    (name, raw), = got.calls
+    ((name, raw),) = got.calls
     assert name == "get_weather" and isinstance(raw, str) and "Paris" in raw
     with pytest.raises(ValueError):
         json.loads(raw)
@@ -407,7 +447,9 @@ def test_first_applicable_fault_wins_and_days_limit_faults(sim: Load, ask) -> No
 # --------------------------------------------------------------------------- models and stats
 
 
-@pytest.mark.parametrize(("wire", "error"), [("anthropic", anthropic.NotFoundError), ("openai", openai.NotFoundError)])
+@pytest.mark.parametrize(
+    ("wire", "error"), [("anthropic", anthropic.NotFoundError), ("openai", openai.NotFoundError)]
+)
 def test_unknown_model_is_a_404(sim: Load, ask, wire: str, error: type) -> None:
     sim()
     with pytest.raises(error) as caught:
@@ -422,7 +464,9 @@ def test_default_behaviour_serves_any_model_name(sim: Load, ask) -> None:
 
 
 def test_stats_count_every_request(sim: Load, ask) -> None:
-    server = sim({"a": SimBehaviour(), "b": SimBehaviour(faults=[SimFault(kind="status", status=500, times=1)])})
+    server = sim(
+        {"a": SimBehaviour(), "b": SimBehaviour(faults=[SimFault(kind="status", status=500, times=1)])}
+    )
     for _ in range(3):
         ask("anthropic", "a", [user("hi")])
     ask("openai", "a", [user("hi")], stream=True)
@@ -441,7 +485,9 @@ def test_stats_count_every_request(sim: Load, ask) -> None:
     assert server.stats() == {}
 
 
-def test_request_ids_are_exposed_to_the_sdks(sim: Load, claude: anthropic.Anthropic, gpt: openai.OpenAI) -> None:
+def test_request_ids_are_exposed_to_the_sdks(
+    sim: Load, claude: anthropic.Anthropic, gpt: openai.OpenAI
+) -> None:
     sim()
     message = claude.messages.create(model="m", max_tokens=16, messages=[user("hi")])
     completion = gpt.chat.completions.create(model="m", messages=[user("hi")])
@@ -471,8 +517,9 @@ def test_script_from_project_uses_only_sim_models() -> None:
         ModelConfig(id="sim-a", provider="sim", model="sim-a", sim=SimBehaviour(quality=0.3)),
         ModelConfig(id="sim-b", provider="sim", model="sim-b", protocol="openai"),
     ]
-    script = script_from_project(models, [*CANARIES, SINGLE.model_copy(update={"id": "nosim", "sim": None,
-                                                                               "prompt": "unscripted"})])
+    script = script_from_project(
+        models, [*CANARIES, SINGLE.model_copy(update={"id": "nosim", "sim": None, "prompt": "unscripted"})]
+    )
     assert script.behaviours == {"sim-a": SimBehaviour(quality=0.3), "sim-b": SimBehaviour()}
     assert [(r.canary_id, r.kind, r.key) for r in script.rules] == [
         ("capital", "single", SINGLE.prompt),
@@ -498,7 +545,10 @@ def test_server_binds_loopback_and_stops_cleanly() -> None:
         assert running.openai_base_url == running.url + "/v1"
         port = running.port
         body = {"model": "m", "max_tokens": 8, "messages": [user("hi")]}
-        assert httpx.post(running.url + "/v1/messages", json=body, headers=headers("2025-01-01")).status_code == 200
+        assert (
+            httpx.post(running.url + "/v1/messages", json=body, headers=headers("2025-01-01")).status_code
+            == 200
+        )
     with pytest.raises(httpx.ConnectError):
         httpx.post(f"http://127.0.0.1:{port}/v1/messages", json=body)
 

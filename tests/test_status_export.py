@@ -129,7 +129,9 @@ def _expected(store: Store) -> dict[tuple[str, str, str], dict]:
         passes = sum(r.outcome == "pass" for r in rows)
         priced = [r.cost_usd for r in rows if r.cost_usd is not None]
         out[key] = {
-            "samples": len(rows), "passes": passes, "scored": len(scored),
+            "samples": len(rows),
+            "passes": passes,
+            "scored": len(scored),
             "unavailable": sum(r.outcome == "unavailable" for r in rows),
             "errors": sum(r.outcome in ("error", "harness_error") for r in rows),
             "pass_rate": passes / len(scored) if scored else None,
@@ -165,7 +167,9 @@ def check_json(project: Project, store: Store) -> None:
     assert want[(DAY2.isoformat(), "broken", "capital")]["errors"] == 2
     # a window: the newest day only, or one chosen day
     assert {r["day"] for r in json.loads(_export(project, store, "json", days=1))} == {DAY2.isoformat()}
-    assert {r["day"] for r in json.loads(_export(project, store, "json", day=DAY1, days=1))} == {DAY1.isoformat()}
+    assert {r["day"] for r in json.loads(_export(project, store, "json", day=DAY1, days=1))} == {
+        DAY1.isoformat()
+    }
     only = json.loads(_export(project, store, "json", model_ids=["good"]))
     assert {r["model"] for r in only} == {"good"} and len(only) == 4
 
@@ -181,7 +185,12 @@ def check_status(project: Project, store: Store) -> None:
     assert status.db_size_bytes is not None and status.db_size_bytes > 0
     run = status.last_run
     assert run is not None and run.id == last.id
-    assert (run.day, run.status, run.n_planned, run.n_done) == (DAY2, "finished", SAMPLES_PER_DAY, SAMPLES_PER_DAY)
+    assert (run.day, run.status, run.n_planned, run.n_done) == (
+        DAY2,
+        "finished",
+        SAMPLES_PER_DAY,
+        SAMPLES_PER_DAY,
+    )
     assert status.running == ()
     assert timedelta(0) <= status.last_run_age < timedelta(minutes=10)
     firing = db.list_alerts(store)
@@ -223,16 +232,28 @@ def check_openmetrics(project: Project, store: Store) -> None:
     stored = store.samples(day=DAY2, with_turns=False)
     counts = Counter((s.model_id, s.outcome) for s in stored)
     got = {(s.labels["model"], s.labels["outcome"]): s.value for s in m["canary_samples_total"]}
-    assert got == {(model, o): counts[(model, o)] for model in ("good", "bad", "down", "broken") for o in OUTCOMES}
+    assert got == {
+        (model, o): counts[(model, o)] for model in ("good", "bad", "down", "broken") for o in OUTCOMES
+    }
     rates = {(s.labels["model"], s.labels["canary"]): s.value for s in m["canary_pass_rate"]}
-    assert rates == {("good", "capital"): 1, ("good", "hostile"): 1, ("bad", "capital"): 0, ("bad", "hostile"): 0}
+    assert rates == {
+        ("good", "capital"): 1,
+        ("good", "hostile"): 1,
+        ("bad", "capital"): 0,
+        ("bad", "hostile"): 0,
+    }
     firing = {(a.model_id, a.signal, a.scope) for a in db.list_alerts(store)}
-    assert {(s.labels["model"], s.labels["signal"], s.labels["scope"]) for s in m["canary_alerts_firing"]} == firing
+    assert {
+        (s.labels["model"], s.labels["signal"], s.labels["scope"]) for s in m["canary_alerts_firing"]
+    } == firing
     assert [s.value for s in m["canary_last_run_success"]] == [1]
     last = store.last_run()
-    assert [s.value for s in m["canary_last_run_timestamp_seconds"]] == [pytest.approx(last.finished_at.timestamp(),
-                                                                                        abs=0.01)]
-    assert [s.value for s in m["canary_day_timestamp_seconds"]] == [datetime(2026, 3, 2, tzinfo=UTC).timestamp()]
+    assert [s.value for s in m["canary_last_run_timestamp_seconds"]] == [
+        pytest.approx(last.finished_at.timestamp(), abs=0.01)
+    ]
+    assert [s.value for s in m["canary_day_timestamp_seconds"]] == [
+        datetime(2026, 3, 2, tzinfo=UTC).timestamp()
+    ]
     good = [s for s in stored if s.model_id == "good"]
     tokens = {s.labels["model"]: s.value for s in m["canary_output_tokens_per_task"]}
     assert tokens["good"] == pytest.approx(sum(s.output_tokens for s in good) / len(good))
@@ -256,10 +277,21 @@ def check_junit(project: Project, store: Store) -> ET.Element:
             (model, f"{s.canary_id}#{s.sample_index}") for s in mine
         ]
         assert int(suite.get("tests")) == len(mine)
-        assert int(suite.get("failures")) == sum(s.outcome == "fail" for s in mine) == len(suite.findall("*/failure"))
-        assert int(suite.get("skipped")) == sum(s.outcome == "unavailable" for s in mine) == len(
-            suite.findall("*/skipped"))
-        assert int(suite.get("errors")) == sum(s.outcome == "error" for s in mine) == len(suite.findall("*/error"))
+        assert (
+            int(suite.get("failures"))
+            == sum(s.outcome == "fail" for s in mine)
+            == len(suite.findall("*/failure"))
+        )
+        assert (
+            int(suite.get("skipped"))
+            == sum(s.outcome == "unavailable" for s in mine)
+            == len(suite.findall("*/skipped"))
+        )
+        assert (
+            int(suite.get("errors"))
+            == sum(s.outcome == "error" for s in mine)
+            == len(suite.findall("*/error"))
+        )
     assert len(suites["good"].findall("*/*")) == 0  # a pass is a bare testcase
     assert len(suites["bad"].findall("*/failure")) == 4
     assert "not a quality verdict" in suites["down"].find("*/skipped").get("message")
@@ -313,7 +345,9 @@ def test_hostile_reply_and_served_model_are_exported_safely(project, store):
 
     raw = _export(project, store, "openmetrics")
     # every line is a comment or a sample: the newline in the label cannot start a line of its own
-    assert all(line.startswith(("# HELP ", "# TYPE ", "canary_")) or line == "# EOF" for line in raw.splitlines())
+    assert all(
+        line.startswith(("# HELP ", "# TYPE ", "canary_")) or line == "# EOF" for line in raw.splitlines()
+    )
     m = parse_openmetrics(raw)
     labels = {s.labels["model"]: s.labels["served_model"] for s in m["canary_served_model_info"]}
     assert labels == {"good": "good", "bad": served}
@@ -363,10 +397,14 @@ def test_status_flags_a_run_whose_process_is_gone(tmp_path):
         remote = store.start_run(day=DAY2, model_ids=["good"], n_planned=4)
         with store.writing() as conn:
             conn.execute(runs.update().where(runs.c.id == crashed).values(pid=gone.pid))
-            conn.execute(runs.update().where(runs.c.id == remote).values(host="elsewhere-" + socket.gethostname()))
+            conn.execute(
+                runs.update().where(runs.c.id == remote).values(host="elsewhere-" + socket.gethostname())
+            )
         status = collect_status(project, store)
-    assert [(r.id, r.status, r.process_alive) for r in status.running] == [(crashed, "running", False),
-                                                                           (remote, "running", None)]
+    assert [(r.id, r.status, r.process_alive) for r in status.running] == [
+        (crashed, "running", False),
+        (remote, "running", None),
+    ]
     assert status.last_run.id == remote and status.samples_total == 0
     text = render_status(status)
     assert "process gone: crashed" in text and f"pid {gone.pid}" in text

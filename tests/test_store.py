@@ -380,15 +380,22 @@ def test_writer_with_replace(store: Store, run_id: str) -> None:
 def test_text_no_database_can_hold_is_replaced_and_flagged(store: Store, run_id: str) -> None:
     odd = "a\ud800b\x00c"  # a lone surrogate (JSON "\ud800") and NUL
     sample = make_sample(0, reply="Paris " + odd)
-    sample.turns[0].tool_calls = [ToolCall(id="c\udfff", name="look\x00up", arguments={"k\ud800": [odd]},
-                                           raw_arguments='{"k": "\ud800"}')]
+    sample.turns[0].tool_calls = [
+        ToolCall(
+            id="c\udfff", name="look\x00up", arguments={"k\ud800": [odd]}, raw_arguments='{"k": "\ud800"}'
+        )
+    ]
     sample.turns[0].served_model = sample.served_model = "m\ud800"
     sample.turns[0].scores[0] = ScoreRecord("regex", True, 1.0, odd)
     sample.fingerprint, sample.stop_reason, sample.reason, sample.error_message = odd, odd, odd, odd
     sample.attempts[0] = Attempt(1, T0, 0.5, 200, "ok\x00", odd)
     clean = make_sample(1, reply="\U0001f600 fine")  # as JSON "\ud83d\ude00" decodes
     split = make_sample(2, reply="\ud83d" + "\ude00")  # a pair split across two stream deltas
-    assert store.save_sample(run_id, sample) and store.save_sample(run_id, clean) and store.save_sample(run_id, split)
+    assert (
+        store.save_sample(run_id, sample)
+        and store.save_sample(run_id, clean)
+        and store.save_sample(run_id, split)
+    )
 
     bad, good, joined = store.samples(run_id=run_id)
     fixed = "a\ufffdb\ufffdc"

@@ -68,8 +68,13 @@ def _tool_rule():
 
 
 def _ask(client, messages: list[dict], *, stream: bool):
-    kwargs = {"model": "mthink", "max_tokens": 2048, "messages": messages, "tools": ANTHROPIC_TOOLS,
-              "thinking": {"type": "enabled", "budget_tokens": 1024}}
+    kwargs = {
+        "model": "mthink",
+        "max_tokens": 2048,
+        "messages": messages,
+        "tools": ANTHROPIC_TOOLS,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+    }
     if stream:
         with client.messages.stream(**kwargs) as events:
             return events.get_final_message()
@@ -86,9 +91,16 @@ def test_sim_refuses_a_tool_continuation_that_dropped_thinking(sdk, stream):
     assert kinds == ["thinking", "tool_use"]
     thinking, call = message.content
     assert thinking.thinking == THINKING_TEXT and thinking.signature.startswith("sig-")
-    result = {"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": call.id, "content": json.dumps(TOOL.tool_results["get_weather"])}
-    ]}
+    result = {
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "tool_use_id": call.id,
+                "content": json.dumps(TOOL.tool_results["get_weather"]),
+            }
+        ],
+    }
     tool_use = {"type": "tool_use", "id": call.id, "name": call.name, "input": call.input}
     kept = {"type": "thinking", "thinking": thinking.thinking, "signature": thinking.signature}
 
@@ -106,6 +118,10 @@ def test_sim_checks_the_thinking_budget(sdk):
     import anthropic
 
     with pytest.raises(anthropic.BadRequestError) as caught:
-        sdk.messages.create(model="mthink", max_tokens=1024, messages=[{"role": "user", "content": "hi"}],
-                            thinking={"type": "enabled", "budget_tokens": 1024})
+        sdk.messages.create(
+            model="mthink",
+            max_tokens=1024,
+            messages=[{"role": "user", "content": "hi"}],
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        )
     assert "budget_tokens" in str(caught.value)

@@ -29,22 +29,28 @@ def test_scheduler_and_two_runs_at_once_on_postgresql(tmp_path, pg_url, http_rec
         config = config_with(models, samples=3, concurrency=2, attempts=1) + textwrap.dedent(f"""\
             alerts:
               log: false
-              webhook: {{url: "{http_receiver.url('/hook')}"}}
+              webhook: {{url: "{http_receiver.url("/hook")}"}}
             schedule: {{cron: "0 6 * * *", timezone: UTC}}
             """)
         path = write_project(tmp_path, config, CANARIES)
-        script_the_sim(server, path, {
-            "good": SimBehaviour(latency_ms=100),
-            "down": SimBehaviour(latency_ms=20, faults=[SimFault(kind="status", status=503)]),
-        })
+        script_the_sim(
+            server,
+            path,
+            {
+                "good": SimBehaviour(latency_ms=100),
+                "down": SimBehaviour(latency_ms=20, faults=[SimFault(kind="status", status=503)]),
+            },
+        )
         env = {**os.environ, "CANARY_TEST_KEY": "k", "CANARY_STORE": pg_url}
         commands = [
             [sys.executable, "-m", "canary", "schedule", "--once", "--config", str(path)],
             [sys.executable, "-m", "canary", "run", "--wait", "-q", "--config", str(path)],
             [sys.executable, "-m", "canary", "run", "--wait", "-q", "--config", str(path)],
         ]
-        procs = [subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for c in commands]
+        procs = [
+            subprocess.Popen(c, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for c in commands
+        ]
         codes = [p.wait(timeout=180) for p in procs]
         errors = [p.stderr.read()[-500:] for p in procs]
         # Every process ends with a check; the `down` model's availability alert is firing.

@@ -33,10 +33,20 @@ class Watched:
         return model_id in self.model_ids and (scope == ALL or scope in self.canary_ids)
 
 
-def _event(alert_id: str, kind: str, f: Finding | db.AlertRow, day: date, report_url: str | None) -> AlertEvent:
+def _event(
+    alert_id: str, kind: str, f: Finding | db.AlertRow, day: date, report_url: str | None
+) -> AlertEvent:
     return AlertEvent(
-        alert_id=alert_id, event=kind, model_id=f.model_id, scope="all canaries" if f.scope == ALL else f.scope,
-        signal=f.signal, summary=f.summary, today=f.today, baseline=f.baseline, detail=f.detail, day=day,
+        alert_id=alert_id,
+        event=kind,
+        model_id=f.model_id,
+        scope="all canaries" if f.scope == ALL else f.scope,
+        signal=f.signal,
+        summary=f.summary,
+        today=f.today,
+        baseline=f.baseline,
+        detail=f.detail,
+        day=day,
         report_url=report_url,
     )
 
@@ -71,24 +81,47 @@ def apply(
         if f.status == "firing":
             quiet = silenced(f.model_id, f.scope)
             if alert is None:
-                alert_id = db.new_alert(conn, f.key, now=now, day=day, summary=f.summary, today=f.today,
-                                        baseline=f.baseline, detail=f.detail)
+                alert_id = db.new_alert(
+                    conn,
+                    f.key,
+                    now=now,
+                    day=day,
+                    summary=f.summary,
+                    today=f.today,
+                    baseline=f.baseline,
+                    detail=f.detail,
+                )
                 db.add_event(conn, alert_id, at=now, day=day, event="opened", detail=f.summary)
                 notify, last, count, kind = not quiet, None, 0, "firing"
             else:
                 alert_id = alert.id
-                db.update_alert(conn, alert_id, summary=f.summary, today=f.today, baseline=f.baseline,
-                                detail=f.detail, last_day=day)
+                db.update_alert(
+                    conn,
+                    alert_id,
+                    summary=f.summary,
+                    today=f.today,
+                    baseline=f.baseline,
+                    detail=f.detail,
+                    last_day=day,
+                )
                 last, count = alert.last_notified_at, alert.notify_count
                 due = last is None or now - last >= repeat
                 notify, kind = (not quiet and due), ("firing" if last is None else "repeat")
             if notify:
                 db.update_alert(conn, alert_id, last_notified_at=now, notify_count=count + 1)
-                db.add_event(conn, alert_id, at=now, day=day, event="notified" if kind == "firing" else "repeated",
-                             detail=f.summary)
+                db.add_event(
+                    conn,
+                    alert_id,
+                    at=now,
+                    day=day,
+                    event="notified" if kind == "firing" else "repeated",
+                    detail=f.summary,
+                )
                 events.append(_event(alert_id, kind, f, day, report_url))
             elif quiet and (alert is None or alert.last_day != day):
-                db.add_event(conn, alert_id, at=now, day=day, event="silenced", detail="muted by `canary silence`")
+                db.add_event(
+                    conn, alert_id, at=now, day=day, event="silenced", detail="muted by `canary silence`"
+                )
         elif alert is not None:  # ok: recovered. The row keeps the episode's figures while firing;
             # the resolving day's figures go in the event and the "resolved" notification.
             db.update_alert(conn, alert.id, state="resolved", resolved_at=now, resolved_day=day, last_day=day)
@@ -98,7 +131,9 @@ def apply(
     for key, alert in firing.items():
         if not watched.covers(key):
             db.update_alert(conn, alert.id, state="resolved", resolved_at=now, resolved_day=day)
-            db.add_event(conn, alert.id, at=now, day=day, event="resolved", detail="no longer watched by canary.yaml")
+            db.add_event(
+                conn, alert.id, at=now, day=day, event="resolved", detail="no longer watched by canary.yaml"
+            )
     return events
 
 

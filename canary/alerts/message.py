@@ -18,7 +18,9 @@ class AlertEvent:
     event: Event
     model_id: str
     scope: str  # "all canaries" or a canary id
-    signal: str  # quality | availability | tokens | latency | cost | served_model | retirement | stale | config
+    signal: (
+        str  # quality | availability | tokens | latency | cost | served_model | retirement | stale | config
+    )
     summary: str  # one line a person reads first
     today: str | None = None  # formatted, e.g. "62% (18/29)"
     baseline: str | None = None  # formatted, e.g. "95% over 14 days"
@@ -48,7 +50,12 @@ class DeliveryError(Exception):
     `reason` is the short cause people read in a `channel` alert ("channel_not_found")."""
 
     def __init__(
-        self, text: str, *, permanent: bool = False, retry_after_s: float | None = None, reason: str | None = None
+        self,
+        text: str,
+        *,
+        permanent: bool = False,
+        retry_after_s: float | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(text)
         self.permanent = permanent
@@ -68,7 +75,8 @@ def message_to_json(message: AlertMessage) -> str:
             "report_url": message.report_url,
             "extra": message.extra,
             "events": [
-                {**event.__dict__, "day": event.day.isoformat() if event.day else None} for event in message.events
+                {**event.__dict__, "day": event.day.isoformat() if event.day else None}
+                for event in message.events
             ],
         },
         ensure_ascii=False,
@@ -80,10 +88,14 @@ def message_from_json(text: str) -> AlertMessage:
 
     data = json.loads(text)
     events = tuple(
-        AlertEvent(**{**e, "day": date.fromisoformat(e["day"]) if e.get("day") else None}) for e in data["events"]
+        AlertEvent(**{**e, "day": date.fromisoformat(e["day"]) if e.get("day") else None})
+        for e in data["events"]
     )
     return AlertMessage(
-        id=data["id"], title=data["title"], events=events,
-        created_at=datetime.fromisoformat(data["created_at"]), report_url=data.get("report_url"),
+        id=data["id"],
+        title=data["title"],
+        events=events,
+        created_at=datetime.fromisoformat(data["created_at"]),
+        report_url=data.get("report_url"),
         extra=data.get("extra") or {},
     )

@@ -108,7 +108,9 @@ def _allowed_keys(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str
     return [info.alias or name for name, info in model.model_fields.items()]
 
 
-def validation_error(doc: YamlDoc, exc: ValidationError, model: type[BaseModel], prefix: tuple = ()) -> FileError:
+def validation_error(
+    doc: YamlDoc, exc: ValidationError, model: type[BaseModel], prefix: tuple = ()
+) -> FileError:
     """Turn the first pydantic error into `file:line field: problem (hint)`."""
     err = exc.errors(include_url=False)[0]
     loc = tuple(part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-")))
@@ -154,12 +156,18 @@ def find_config(path: str | os.PathLike | None) -> Path:
 def load_config(config_path: Path) -> tuple[ProjectConfig, YamlDoc]:
     if not config_path.exists():
         raise FileError(
-            str(config_path), None, None, "no such config file",
-            "run `canary init DIR` to create a project, or pass --config PATH", exit_code=66,
+            str(config_path),
+            None,
+            None,
+            "no such config file",
+            "run `canary init DIR` to create a project, or pass --config PATH",
+            exit_code=66,
         )
     doc = load_yaml(config_path, str(config_path))
     if not isinstance(doc.data, dict):
-        raise FileError(doc.path, 1, None, "expected a mapping at the top level", "see README: Config reference")
+        raise FileError(
+            doc.path, 1, None, "expected a mapping at the top level", "see README: Config reference"
+        )
     check_model_fields(doc, ProjectConfig)
     try:
         config = ProjectConfig.model_validate(doc.data)
@@ -169,8 +177,11 @@ def load_config(config_path: Path) -> tuple[ProjectConfig, YamlDoc]:
     for index, model in enumerate(config.models):
         if model.id in seen:
             raise FileError(
-                doc.path, doc.line_of(("models", index, "id")), f"models[{index}].id",
-                f"duplicate model id `{model.id}` (first at models[{seen[model.id]}])", "model ids must be unique",
+                doc.path,
+                doc.line_of(("models", index, "id")),
+                f"models[{index}].id",
+                f"duplicate model id `{model.id}` (first at models[{seen[model.id]}])",
+                "model ids must be unique",
                 exit_code=EXIT_CONFIG,
             )
         seen[model.id] = index
@@ -191,7 +202,9 @@ def load_canary_file(path: Path, display: str) -> list[tuple[CanaryBase, YamlDoc
     elif isinstance(doc.data, list):
         entries = [(item, (i,)) for i, item in enumerate(doc.data)]
     else:
-        raise FileError(display, 1, None, "expected a canary mapping or a list of them", "see README: Canary files")
+        raise FileError(
+            display, 1, None, "expected a canary mapping or a list of them", "see README: Canary files"
+        )
     out = []
     for data, prefix in entries:
         if not isinstance(data, dict):
@@ -236,8 +249,10 @@ def _check_turn_refs(scorer: Any, canary: MultiTurnCanary, doc: YamlDoc, loc: tu
         ok = (1 <= ref <= len(canary.turns)) if isinstance(ref, int) else ref in names
         if not ok:
             raise doc.error(
-                (*loc, scorer.label, "turns"), f"no turn `{ref}` in this canary",
-                f"turns are numbered 1..{len(canary.turns)}" + (f" or named {sorted(names)}" if names else ""),
+                (*loc, scorer.label, "turns"),
+                f"no turn `{ref}` in this canary",
+                f"turns are numbered 1..{len(canary.turns)}"
+                + (f" or named {sorted(names)}" if names else ""),
             )
 
 
@@ -250,8 +265,12 @@ def load_project(config: str | os.PathLike | None = None) -> Project:
     prompts_dir = (root / cfg.prompts).resolve()
     if not prompts_dir.is_dir():
         raise FileError(
-            doc.path, doc.line_of(("prompts",)), "prompts", f"folder {prompts_dir} does not exist",
-            "create it and add canary files, or point `prompts:` at your canary folder", exit_code=EXIT_CONFIG,
+            doc.path,
+            doc.line_of(("prompts",)),
+            "prompts",
+            f"folder {prompts_dir} does not exist",
+            "create it and add canary files, or point `prompts:` at your canary folder",
+            exit_code=EXIT_CONFIG,
         )
     scorers_dir = (root / cfg.scorers).resolve()
     registry = build_registry(scorers_dir if scorers_dir.is_dir() else None)
@@ -275,7 +294,9 @@ def load_project(config: str | os.PathLike | None = None) -> Project:
 
 def missing_key_vars(models: list[ModelConfig]) -> list[tuple[ModelConfig, str]]:
     """Models whose API key variable is unset; names only, never values."""
-    return [(m, m.key_env) for m in models if m.provider != "sim" and m.key_env and not os.environ.get(m.key_env)]
+    return [
+        (m, m.key_env) for m in models if m.provider != "sim" and m.key_env and not os.environ.get(m.key_env)
+    ]
 
 
 def key_location(project: Project, model: ModelConfig) -> str:

@@ -233,7 +233,9 @@ class AlertsConfig(Strict):
     slack: SlackChannel | None = None
     webhook: WebhookChannel | None = None
     delivery_attempts: Annotated[int, Field(ge=1, le=10)] = 3  # per check, before leaving it queued
-    give_up_hours: Annotated[float, Field(gt=0, le=720)] = 24.0  # a notification still undelivered is `failed`
+    give_up_hours: Annotated[float, Field(gt=0, le=720)] = (
+        24.0  # a notification still undelivered is `failed`
+    )
 
 
 class ScheduleConfig(Strict):
@@ -266,7 +268,9 @@ class ScheduleConfig(Strict):
         try:
             ZoneInfo(value)
         except (ValueError, KeyError, OSError):
-            raise ValueError(f"unknown timezone `{value}` (use an IANA name such as UTC or Europe/Berlin)") from None
+            raise ValueError(
+                f"unknown timezone `{value}` (use an IANA name such as UTC or Europe/Berlin)"
+            ) from None
         return value
 
     @property

@@ -23,8 +23,9 @@ def rules() -> list[str]:
     return list(_RULES)
 
 
-def evaluate(history: Sequence[HistoryDay], today: tuple[int, int], config: DetectConfig,
-             rule: str | None = None) -> Decision:
+def evaluate(
+    history: Sequence[HistoryDay], today: tuple[int, int], config: DetectConfig, rule: str | None = None
+) -> Decision:
     """Judge today against `history` (one entry per calendar day before today, oldest first;
     trials == 0 for a day without data). Pure and deterministic. rule None: config.rule."""
     name = rule or config.rule

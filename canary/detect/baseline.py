@@ -35,8 +35,9 @@ def _window_sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     return prefix[hi] - prefix[lo]
 
 
-def baselines(passes: np.ndarray, trials: np.ndarray, at: np.ndarray, *, days: int, lag: int,
-              rho_floor: float) -> Baselines:
+def baselines(
+    passes: np.ndarray, trials: np.ndarray, at: np.ndarray, *, days: int, lag: int, rho_floor: float
+) -> Baselines:
     """Baselines for the days `at` (indices into the series), from prefix sums of the whole
     series: the same day gets the same numbers whatever else is judged alongside it."""
     x = passes.astype(np.int64)

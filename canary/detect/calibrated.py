@@ -46,12 +46,14 @@ class DayScores:
     increments: np.ndarray
 
 
-def day_scores(passes: np.ndarray, trials: np.ndarray, at: np.ndarray, cfg: DetectConfig,
-               lim: Limits) -> DayScores:
+def day_scores(
+    passes: np.ndarray, trials: np.ndarray, at: np.ndarray, cfg: DetectConfig, lim: Limits
+) -> DayScores:
     """Each day's score depends only on its own baseline, never on which day is being judged:
     that is what lets a whole stream be scored once and replayed per day."""
-    base = baselines(passes, trials, at, days=cfg.baseline_days, lag=cfg.baseline_lag_days,
-                     rho_floor=cfg.rho_floor)
+    base = baselines(
+        passes, trials, at, days=cfg.baseline_days, lag=cfg.baseline_lag_days, rho_floor=cfg.rho_floor
+    )
     n = trials[at]
     usual = base.trials / np.maximum(base.days, 1)
     judged = (base.days >= cfg.min_baseline_days) & enough_trials(n, usual, cfg.min_trials)
@@ -70,8 +72,9 @@ def windows(increments: np.ndarray, first: int, targets: np.ndarray, width: int)
     return padded[np.clip(cols + width, 0, None)]
 
 
-def decide(passes: np.ndarray, trials: np.ndarray, targets: np.ndarray,
-           cfg: DetectConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, DayScores]:
+def decide(
+    passes: np.ndarray, trials: np.ndarray, targets: np.ndarray, cfg: DetectConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, DayScores]:
     """(CUSUM sum, firing, recovery evidence) on each target day; also the scored days (from
     the earliest window start)."""
     lim = limits(cfg.false_alarms_per_year)
@@ -82,7 +85,9 @@ def decide(passes: np.ndarray, trials: np.ndarray, targets: np.ndarray,
     return s, on, rec, scores
 
 
-def calibrated_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int], cfg: DetectConfig) -> Decision:
+def calibrated_decision(
+    counts: Sequence[tuple[int, int]], today: tuple[int, int], cfg: DetectConfig
+) -> Decision:
     """Today's Decision under the calibrated rule; `counts` is the history, oldest first."""
     x, n = today
     passes = np.array([c[0] for c in counts] + [x], dtype=np.int64)
@@ -102,14 +107,18 @@ def calibrated_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int
     if n == 0:
         why = "no data today"
     elif not enough:
-        why = (f"{x}/{n} = {pct(x / n)}: not judged, {days} days with data in the baseline "
-               f"({cfg.baseline_lag_days + 1}-{cfg.baseline_lag_days + cfg.baseline_days} days ago; needs "
-               f"{cfg.min_baseline_days})")
+        why = (
+            f"{x}/{n} = {pct(x / n)}: not judged, {days} days with data in the baseline "
+            f"({cfg.baseline_lag_days + 1}-{cfg.baseline_lag_days + cfg.baseline_days} days ago; needs "
+            f"{cfg.min_baseline_days})"
+        )
     elif not scores.judged[i]:
         why = f"{x}/{n} = {pct(x / n)}: only {n} trials today (< {cfg.min_trials}), not judged"
     else:
-        why = (f"{x}/{n} = {pct(x / n)} vs baseline {pct(float(base.mean[i]))} (n={pooled}, "
-               f"rho={float(base.rho[i]):.3f}): z={float(scores.z[i]):+.1f}")
+        why = (
+            f"{x}/{n} = {pct(x / n)} vs baseline {pct(float(base.mean[i]))} (n={pooled}, "
+            f"rho={float(base.rho[i]):.3f}): z={float(scores.z[i]):+.1f}"
+        )
         return Decision(on, s, f"{why}, {state}", baseline, rate, band)
     carried = f"; {state} (from earlier days)" if s > 0 or on else ""
     warming = (days, cfg.min_baseline_days) if not enough else None
@@ -119,6 +128,9 @@ def calibrated_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int
 def _state(s: float, on: bool, rec: float, lim: Limits) -> str:
     if not on:
         return f"CUSUM {s:.1f} <= h={lim.h:.1f}"
-    text = f"CUSUM {s:.1f} > h={lim.h:.1f}" if s > lim.h else (
-        f"CUSUM {s:.1f} <= h={lim.h:.1f} but > {lim.off:.1f}: still degraded")
+    text = (
+        f"CUSUM {s:.1f} > h={lim.h:.1f}"
+        if s > lim.h
+        else (f"CUSUM {s:.1f} <= h={lim.h:.1f} but > {lim.off:.1f}: still degraded")
+    )
     return text + (f" (recovery evidence {rec:.1f} of {RECOVER_H:g})" if rec > 0 else "")

@@ -82,12 +82,14 @@ def rolling(counts: Sequence[tuple[int, int]], window_days: int, end: int | None
         return None
     big_l = math.lcm(*(n for _, n in recent))
     scaled = [x * (big_l // n) for x, n in recent]
-    return Rolling(len(recent), big_l, sum(scaled), sum(a * a for a in scaled),
-                   sum(n for _, n in recent) / len(recent))
+    return Rolling(
+        len(recent), big_l, sum(scaled), sum(a * a for a in scaled), sum(n for _, n in recent) / len(recent)
+    )
 
 
-def sigma_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int], cfg: DetectConfig,
-                   end: int | None = None) -> Decision:
+def sigma_decision(
+    counts: Sequence[tuple[int, int]], today: tuple[int, int], cfg: DetectConfig, end: int | None = None
+) -> Decision:
     """Today's Decision; the history is counts[:end] (all of it by default), oldest first."""
     x, n = today
     rate = x / n if n > 0 else None
@@ -98,10 +100,19 @@ def sigma_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int], cf
         return Decision(False, 0.0, "no data today", mean, None, band)
     if roll is None or roll.days < cfg.min_history:
         have = roll.days if roll else 0
-        return Decision(False, 0.0, f"not enough history: {have} days with data (needs {cfg.min_history})",
-                        None, rate, band, (have, cfg.min_history))
+        return Decision(
+            False,
+            0.0,
+            f"not enough history: {have} days with data (needs {cfg.min_history})",
+            None,
+            rate,
+            band,
+            (have, cfg.min_history),
+        )
     if not bool(enough_trials(np.array([n]), np.array([roll.usual_trials]), cfg.min_trials)[0]):
-        return Decision(False, 0.0, f"only {n} trials today (< {cfg.min_trials}): not judged", mean, rate, band)
+        return Decision(
+            False, 0.0, f"only {n} trials today (< {cfg.min_trials}): not judged", mean, rate, band
+        )
     lower, alarm = roll.below(x, n, cfg.sigma)
     sd = roll.sd
     if sd > 0:
@@ -111,6 +122,8 @@ def sigma_decision(counts: Sequence[tuple[int, int]], today: tuple[int, int], cf
         score = math.inf if lower else 0.0
         below = "infinitely many sd below (sd = 0)" if lower else "not below (sd = 0)"
     sign = ">" if alarm else "<="
-    reason = (f"{x}/{n} = {pct(x / n)} vs {roll.days}-day mean {pct(roll.mean)} (sd {pct(sd)}): "
-              f"{below} {sign} {cfg.sigma:g}")
+    reason = (
+        f"{x}/{n} = {pct(x / n)} vs {roll.days}-day mean {pct(roll.mean)} (sd {pct(sd)}): "
+        f"{below} {sign} {cfg.sigma:g}"
+    )
     return Decision(alarm, score, reason, mean, rate, band)

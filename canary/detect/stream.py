@@ -22,8 +22,9 @@ class StreamDecisions:
     score: np.ndarray  # float per day
 
 
-def judge_stream(passes: np.ndarray, trials: np.ndarray, config: DetectConfig, rule: str | None = None,
-                 start: int = 0) -> StreamDecisions:
+def judge_stream(
+    passes: np.ndarray, trials: np.ndarray, config: DetectConfig, rule: str | None = None, start: int = 0
+) -> StreamDecisions:
     """Decisions for days start..end of the series (earlier days only serve as history)."""
     passes = np.asarray(passes, dtype=np.int64)
     trials = np.asarray(trials, dtype=np.int64)
@@ -41,8 +42,9 @@ def judge_stream(passes: np.ndarray, trials: np.ndarray, config: DetectConfig, r
     raise ValueError(f"unknown detection rule {name!r}")
 
 
-def baseline_progress(passes: np.ndarray, trials: np.ndarray, config: DetectConfig, rule: str | None = None,
-                      start: int = 0) -> tuple[np.ndarray, int]:
+def baseline_progress(
+    passes: np.ndarray, trials: np.ndarray, config: DetectConfig, rule: str | None = None, start: int = 0
+) -> tuple[np.ndarray, int]:
     """For days start..end: how many baseline days with data each has, and how many the rule
     needs before it judges a day at all (the `warming` of `evaluate`'s Decision). calibrated:
     days with data in the lagged baseline, against `min_baseline_days`; sigma: days with data
@@ -51,8 +53,14 @@ def baseline_progress(passes: np.ndarray, trials: np.ndarray, config: DetectConf
     targets = np.arange(start, len(trials))
     name = rule or config.rule
     if name == "calibrated":
-        base = baselines(np.asarray(passes, dtype=np.int64), trials, targets, days=config.baseline_days,
-                         lag=config.baseline_lag_days, rho_floor=config.rho_floor)
+        base = baselines(
+            np.asarray(passes, dtype=np.int64),
+            trials,
+            targets,
+            days=config.baseline_days,
+            lag=config.baseline_lag_days,
+            rho_floor=config.rho_floor,
+        )
         return base.days.astype(np.int64), config.min_baseline_days
     if name == "sigma":
         before = np.concatenate([[0], np.cumsum(trials > 0)])[targets]  # days with data before each target

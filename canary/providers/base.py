@@ -44,7 +44,9 @@ def check_params(model: ResolvedModel) -> None:
         )
 
 
-def split_params(params: Mapping[str, Any], native: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_params(
+    params: Mapping[str, Any], native: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split params into SDK keyword arguments (`native` maps param name -> SDK argument)
     and an `extra_body` that reaches the API unchanged, so new vendor options need no code."""
     kwargs: dict[str, Any] = {}

@@ -147,7 +147,9 @@ def should_retry(headers: Mapping[str, str] | None) -> bool | None:
 
 def mid_stream(what: str, secrets: Iterable[str | None] = ()) -> ProviderError:
     """A failure after the 200 arrived: the service broke, so it is always retryable."""
-    return ProviderError(one_line(f"mid-stream {what}", secrets), retryable=True, status=200, code="mid_stream")
+    return ProviderError(
+        one_line(f"mid-stream {what}", secrets), retryable=True, status=200, code="mid_stream"
+    )
 
 
 def bad_response(what: str, excerpt: str | None, secrets: Iterable[str | None] = ()) -> ProviderError:
@@ -185,7 +187,9 @@ def classify(
     status = getattr(exc, "status_code", None)
     if isinstance(exc, sdk.APIStatusError) and isinstance(status, int) and status >= 400 and not after_200:
         return from_status(status, exc.body, exc.response.headers, secrets)
-    if isinstance(exc, sdk.APIError) and not isinstance(exc, sdk.APIConnectionError | sdk.APIResponseValidationError):
+    if isinstance(exc, sdk.APIError) and not isinstance(
+        exc, sdk.APIConnectionError | sdk.APIResponseValidationError
+    ):
         # An error event inside a 200 stream (both SDKs raise it from the iterator).
         type_, code, detail, message = error_fields(exc.body)
         label = type_ or code or detail or "error"

@@ -273,7 +273,11 @@ class OpenAIProvider(SdkProvider):
             def incomplete() -> str | None:
                 # The stream's closing event is `data: [DONE]`; a finish_reason alone also ends it
                 # (some gateways never send [DONE]). Neither: the stream was cut short.
-                return "stream ended before a finish_reason or [DONE]" if acc.stop_reason is None and not acc.done else None
+                return (
+                    "stream ended before a finish_reason or [DONE]"
+                    if acc.stop_reason is None and not acc.done
+                    else None
+                )
 
             await self.read_stream(raw, feed, incomplete)
             request_id = raw.headers.get("x-request-id")

@@ -76,7 +76,7 @@ class PairPage:
 
     @property
     def warming_text(self) -> str:
-        """ "3 of 14 baseline days" while the series has no baseline (not judged yet), else "". """
+        """ "3 of 14 baseline days" while the series has no baseline (not judged yet), else ""."""
         return self.latest.warming_text if self.latest else ""
 
 
@@ -129,7 +129,7 @@ class ModelPage:
 
     @property
     def warming_text(self) -> str:
-        """ "3 of 14 baseline days" while the overall series has no baseline (not judged yet). """
+        """ "3 of 14 baseline days" while the overall series has no baseline (not judged yet)."""
         newest = next((d for d in reversed(self.days) if d.rate is not None), None)
         return newest.warming_text if newest else ""
 
@@ -161,7 +161,9 @@ class Site:
     def overview(self) -> list[ModelPage]:
         """Firing first (most open alerts first), then detector alarms, then the rest in config order."""
         order = {m.model.id: i for i, m in enumerate(self.models)}
-        return sorted(self.models, key=lambda m: (STATUS_ORDER[m.status], -len(m.open_alerts), order[m.model.id]))
+        return sorted(
+            self.models, key=lambda m: (STATUS_ORDER[m.status], -len(m.open_alerts), order[m.model.id])
+        )
 
 
 def select_models(project: Project, model_ids: Sequence[str]) -> list[ModelConfig]:
@@ -194,7 +196,9 @@ def lookback_days(detect: DetectConfig) -> int:
     """History the detectors need before a day to judge it exactly as `canary check` did: the
     calibrated rule reads its lagged baseline and CUSUM window (91 days by default), the sigma
     rule its last `window_days` days with data (twice that leaves room for missing days)."""
-    return max(2 * detect.window_days, detect.baseline_days + detect.baseline_lag_days + detect.cusum_window_days)
+    return max(
+        2 * detect.window_days, detect.baseline_days + detect.baseline_lag_days + detect.cusum_window_days
+    )
 
 
 def build_site(project: Project, store: Store, *, days: int, model_ids: Sequence[str], today: date) -> Site:
@@ -232,19 +236,32 @@ def build_site(project: Project, store: Store, *, days: int, model_ids: Sequence
         for canary in canaries:
             per_hash = aggregates.get((model.id, canary.id), {})
             actives.append(active_counts(per_hash))
-            pair_changes = [(d, "content", f"{old[:8]} -> {new[:8]}") for d, old, new in
-                            content_changes(per_hash, window)]
+            pair_changes = [
+                (d, "content", f"{old[:8]} -> {new[:8]}") for d, old, new in content_changes(per_hash, window)
+            ]
             days_view = build_days(per_hash, window, history_start, detect, signals.max_unavailable)
             pair = PairPage(
-                model, canary, paths.canary_page(model.id, canary.id), days_view,
+                model,
+                canary,
+                paths.canary_page(model.id, canary.id),
+                days_view,
                 _recent(per_hash, canary.hash, compare_start, today),
-                failures.get((model.id, canary.id), []), _hashes_seen(per_hash, window),
-                open_alerts=[a.alert for a in model_alerts if a.alert.state == "firing" and a.alert.scope == canary.id],
+                failures.get((model.id, canary.id), []),
+                _hashes_seen(per_hash, window),
+                open_alerts=[
+                    a.alert for a in model_alerts if a.alert.state == "firing" and a.alert.scope == canary.id
+                ],
             )
             markers = markers_of(window, served_list + pair_changes)
             pair.charts = [
-                pass_rate_chart("rate", f"Daily pass rate: {model.id} on {canary.id}", days_view, markers,
-                                detect.sigma, detect.window_days),
+                pass_rate_chart(
+                    "rate",
+                    f"Daily pass rate: {model.id} on {canary.id}",
+                    days_view,
+                    markers,
+                    detect.sigma,
+                    detect.window_days,
+                ),
                 tokens_chart("tokens", days_view, markers),
                 pair_latency_chart("latency", days_view, markers),
             ]
@@ -252,15 +269,29 @@ def build_site(project: Project, store: Store, *, days: int, model_ids: Sequence
             changes += [(d, "content", f"{canary.id}: {text}") for d, _, text in pair_changes]
             pairs.append(pair)
         overall = {"*": combine(actives)}
-        days_view = build_days(overall, window, history_start, detect, signals.max_unavailable,
-                               lat_models.get(model.id, {}))
+        days_view = build_days(
+            overall, window, history_start, detect, signals.max_unavailable, lat_models.get(model.id, {})
+        )
         newest_served = max(served_days) if served_days else None
-        page = ModelPage(model, paths.model_page(model.id), days_view, pairs, sorted(changes),
-                         describe(served_days[newest_served]) if newest_served else "", model_alerts)
+        page = ModelPage(
+            model,
+            paths.model_page(model.id),
+            days_view,
+            pairs,
+            sorted(changes),
+            describe(served_days[newest_served]) if newest_served else "",
+            model_alerts,
+        )
         markers = markers_of(window, page.changes)
         page.charts = [
-            pass_rate_chart("rate", f"Daily pass rate: {model.id}, all canaries", days_view, markers,
-                            detect.sigma, detect.window_days),
+            pass_rate_chart(
+                "rate",
+                f"Daily pass rate: {model.id}, all canaries",
+                days_view,
+                markers,
+                detect.sigma,
+                detect.window_days,
+            ),
             availability_chart("avail", days_view, markers, signals.max_unavailable),
             tokens_chart("tokens", days_view, markers),
             latency_chart("latency", days_view, markers),

@@ -105,8 +105,9 @@ def path_vertices(d: str) -> int:
     return d.count("M") + d.count("L")
 
 
-def band_polygons(xs: Sequence[float], bands: Sequence[tuple[float, float] | None], half_width: float
-                  ) -> list[list[tuple[float, float]]]:
+def band_polygons(
+    xs: Sequence[float], bands: Sequence[tuple[float, float] | None], half_width: float
+) -> list[list[tuple[float, float]]]:
     """One polygon per run of days with a band: along the upper edge, back along the lower.
     `bands` holds (y of the low value, y of the high value); a one-day run is drawn as a bar
     `half_width` either side of its day, so it stays visible."""
@@ -116,8 +117,9 @@ def band_polygons(xs: Sequence[float], bands: Sequence[tuple[float, float] | Non
     def flush() -> None:
         if len(run) == 1:
             x, low, high = run[0]
-            polygons.append([(x - half_width, high), (x + half_width, high), (x + half_width, low),
-                             (x - half_width, low)])
+            polygons.append(
+                [(x - half_width, high), (x + half_width, high), (x + half_width, low), (x - half_width, low)]
+            )
         elif run:
             polygons.append([(x, high) for x, _, high in run] + [(x, low) for x, low, _ in reversed(run)])
         run.clear()
@@ -150,8 +152,15 @@ def date_ticks(days: Sequence[date], max_ticks: int = 7) -> list[tuple[int, str]
     if n > 62:
         starts = [i for i, d in enumerate(days) if d.day == 1]
         every = math.ceil(len(starts) / max_ticks) if starts else 1
-        return [(i, f"{_MONTHS[days[i].month - 1]} {days[i].year}" if days[i].month == 1 or i == starts[0]
-                 else _MONTHS[days[i].month - 1]) for i in starts[::every]]
+        return [
+            (
+                i,
+                f"{_MONTHS[days[i].month - 1]} {days[i].year}"
+                if days[i].month == 1 or i == starts[0]
+                else _MONTHS[days[i].month - 1],
+            )
+            for i in starts[::every]
+        ]
     for step in (1, 2, 7, 14, 28):
         if math.ceil(n / step) <= max_ticks:
             break
@@ -276,7 +285,9 @@ def _anchor(x: float, frame: Frame, room: float = 40.0) -> str:
 def day_scale(n_days: int, frame: Frame) -> tuple[Scale, float]:
     """x of day i is the middle of its column; returns the scale and the column width."""
     step = (frame.x1 - frame.x0) / max(n_days, 1)
-    return Scale(0, max(n_days - 1, 0), frame.x0 + step / 2, frame.x0 + step / 2 + step * max(n_days - 1, 0)), step
+    return Scale(
+        0, max(n_days - 1, 0), frame.x0 + step / 2, frame.x0 + step / 2 + step * max(n_days - 1, 0)
+    ), step
 
 
 def time_chart(
@@ -312,9 +323,11 @@ def time_chart(
     for spec in series:
         points = [None if v is None else (xs[i], y0 + v * ky) for i, v in enumerate(spec.values)]
         titles = spec.titles or [""] * len(days)
-        dots = [] if spec.shape == "none" else [
-            Dot(p[0], p[1], titles[i]) for i, p in enumerate(points) if p is not None
-        ]
+        dots = (
+            []
+            if spec.shape == "none"
+            else [Dot(p[0], p[1], titles[i]) for i, p in enumerate(points) if p is not None]
+        )
         plotted.append(Series(spec.key, spec.label, line_path(points), dots, spec.shape))
     polygons: list[str] = []
     if band is not None:
@@ -322,13 +335,24 @@ def time_chart(
         polygons = [polygon_points(p) for p in band_polygons(xs, ybands, column / 2)]
     # An alarm sits just above the first series' point of its day (the pass rate).
     anchor = series[0].values if series else [None] * len(days)
-    alarm_dots = [Dot(xs[i], (frame.y_bottom if anchor[i] is None else y(anchor[i])) - 10, text)
-                  for i, text in alarms]
+    alarm_dots = [
+        Dot(xs[i], (frame.y_bottom if anchor[i] is None else y(anchor[i])) - 10, text) for i, text in alarms
+    ]
     return Chart(
-        id=chart_id, title=title, width=frame.width, height=frame.height,
-        left=frame.x0, right=frame.x1, top=frame.y_top, bottom=frame.y_bottom,
+        id=chart_id,
+        title=title,
+        width=frame.width,
+        height=frame.height,
+        left=frame.x0,
+        right=frame.x1,
+        top=frame.y_top,
+        bottom=frame.y_bottom,
         x_ticks=[Tick(xs[i], label, _anchor(xs[i], frame)) for i, label in date_ticks(days)],
-        y_ticks=y_ticks, y_label=y_label, series=plotted, band=polygons, band_label=band_label,
+        y_ticks=y_ticks,
+        y_label=y_label,
+        series=plotted,
+        band=polygons,
+        band_label=band_label,
         spans=[Span(xs[i] - column / 2, column, kind, text) for i, kind, text in spans],
         markers=[Marker(xs[i] - column / 2, kind, letter, text) for i, kind, letter, text in markers],
         alarms=alarm_dots,
@@ -350,8 +374,15 @@ class Spark:
     title: str
 
 
-def sparkline(values: Sequence[float | None], band: Sequence[Band] | None = None, *, title: str = "",
-              width: int = 120, height: int = 30, y_max: float = 1.0) -> Spark:
+def sparkline(
+    values: Sequence[float | None],
+    band: Sequence[Band] | None = None,
+    *,
+    title: str = "",
+    width: int = 120,
+    height: int = 30,
+    y_max: float = 1.0,
+) -> Spark:
     """A small trend line (pass rate 0..1 by default) with its band and the newest point."""
     pad = 3.0
     step = (width - 2 * pad) / max(len(values), 1)

@@ -60,7 +60,6 @@ class Cell(_Rates):
     unavailable: int
 
 
-
 @dataclass(frozen=True)
 class Row:
     canary_id: str
@@ -82,7 +81,6 @@ class Column(_Rates):
     unavailable: int = 0
     canaries: int = 0
     latency: Quantiles | None = None
-
 
     @property
     def cost_per_correct(self) -> float | None:
@@ -115,8 +113,14 @@ def _window_sum(series: Mapping[date, DayAgg], start: date, end: date) -> DayAgg
     return total
 
 
-def compare(aggregates: Mapping[PairKey, PerHash], hashes: Mapping[str, str], model_ids: Sequence[str],
-            canary_ids: Sequence[str], start: date, end: date) -> Comparison:
+def compare(
+    aggregates: Mapping[PairKey, PerHash],
+    hashes: Mapping[str, str],
+    model_ids: Sequence[str],
+    canary_ids: Sequence[str],
+    start: date,
+    end: date,
+) -> Comparison:
     """Pass rates and tokens per canary, and per-model totals, over [start, end]."""
     sums: dict[PairKey, DayAgg] = {}
     for model_id in model_ids:
@@ -127,8 +131,11 @@ def compare(aggregates: Mapping[PairKey, PerHash], hashes: Mapping[str, str], mo
                 sums[(model_id, canary_id)] = _window_sum(series, start, end)
     rows: list[Row] = []
     for canary_id in canary_ids:
-        cells = {m: Cell(s.passes, s.scored, s.output_tokens, s.unavailable)
-                 for m in model_ids if (s := sums.get((m, canary_id))) is not None and s.scored > 0}
+        cells = {
+            m: Cell(s.passes, s.scored, s.output_tokens, s.unavailable)
+            for m in model_ids
+            if (s := sums.get((m, canary_id))) is not None and s.scored > 0
+        }
         if len(cells) < 2:
             continue
         best = max(cells, key=lambda m: (cells[m].rate, -model_ids.index(m)))

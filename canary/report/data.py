@@ -46,9 +46,14 @@ class DayAgg:
 
     def __add__(self, other: DayAgg) -> DayAgg:
         return DayAgg(
-            self.passes + other.passes, self.scored + other.scored, self.unavailable + other.unavailable,
-            self.errors + other.errors, self.output_tokens + other.output_tokens,
-            self.cost_usd + other.cost_usd, self.priced + other.priced, self.latency_sum + other.latency_sum,
+            self.passes + other.passes,
+            self.scored + other.scored,
+            self.unavailable + other.unavailable,
+            self.errors + other.errors,
+            self.output_tokens + other.output_tokens,
+            self.cost_usd + other.cost_usd,
+            self.priced + other.priced,
+            self.latency_sum + other.latency_sum,
             max((v for v in (self.latency_max, other.latency_max) if v is not None), default=None),
         )
 
@@ -72,14 +77,18 @@ def _count(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
     return sa.func.sum(sa.case((cond, 1), else_=0))
 
 
-def day_aggregates(conn: sa.Connection, model_ids: Collection[str], start: date, end: date
-                   ) -> dict[PairKey, PerHash]:
+def day_aggregates(
+    conn: sa.Connection, model_ids: Collection[str], start: date, end: date
+) -> dict[PairKey, PerHash]:
     """Counts per (model, canary) -> hash -> day, for every hash (the report marks edits)."""
     c = samples.c
     scored = c.outcome.in_(SCORED)
     stmt = (
         sa.select(
-            c.model_id, c.canary_id, c.canary_hash, c.day,
+            c.model_id,
+            c.canary_id,
+            c.canary_hash,
+            c.day,
             _count(c.outcome == "pass"),
             _count(scored),
             _count(c.outcome == "unavailable"),
@@ -94,15 +103,26 @@ def day_aggregates(conn: sa.Connection, model_ids: Collection[str], start: date,
         .group_by(c.model_id, c.canary_id, c.canary_hash, c.day)
     )
     out: dict[PairKey, PerHash] = defaultdict(lambda: defaultdict(dict))
-    for model_id, canary_id, chash, day, p, s, u, e, tok, cost, priced, lat, slowest in conn.execute(stmt).all():
+    for model_id, canary_id, chash, day, p, s, u, e, tok, cost, priced, lat, slowest in conn.execute(
+        stmt
+    ).all():
         out[(model_id, canary_id)][chash][day] = DayAgg(
-            int(p), int(s), int(u), int(e), int(tok or 0), float(cost or 0.0), int(priced), float(lat or 0.0),
+            int(p),
+            int(s),
+            int(u),
+            int(e),
+            int(tok or 0),
+            float(cost or 0.0),
+            int(priced),
+            float(lat or 0.0),
             None if slowest is None else float(slowest),
         )
     return {k: dict(v) for k, v in out.items()}
 
 
-def _quantile_stmt(group: Sequence[sa.ColumnElement[Any]], where: Sequence[sa.ColumnElement[bool]]) -> sa.Select:
+def _quantile_stmt(
+    group: Sequence[sa.ColumnElement[Any]], where: Sequence[sa.ColumnElement[bool]]
+) -> sa.Select:
     """p50, p95 and count of scored latencies per `group`, ranked in SQL with one window.
 
     Nearest-rank percentiles, the definition the latency signal uses: the p-quantile is the
@@ -120,8 +140,9 @@ def _quantile_stmt(group: Sequence[sa.ColumnElement[Any]], where: Sequence[sa.Co
     ).group_by(*keys)
 
 
-def daily_latency(conn: sa.Connection, model_ids: Collection[str], start: date, end: date
-                  ) -> dict[str, dict[date, Quantiles]]:
+def daily_latency(
+    conn: sa.Connection, model_ids: Collection[str], start: date, end: date
+) -> dict[str, dict[date, Quantiles]]:
     """p50/p95 latency of each model's scored samples per day, ranked in SQL.
 
     Per model only: a model x canary series has a handful of samples a day, whose nearest-rank
@@ -134,8 +155,9 @@ def daily_latency(conn: sa.Connection, model_ids: Collection[str], start: date, 
     return dict(out)
 
 
-def window_latency(conn: sa.Connection, pairs: Collection[tuple[str, str]], hashes: dict[str, str],
-                   start: date, end: date) -> dict[str, Quantiles]:
+def window_latency(
+    conn: sa.Connection, pairs: Collection[tuple[str, str]], hashes: dict[str, str], start: date, end: date
+) -> dict[str, Quantiles]:
     """p50/p95 per model over a window, pooled over the given (model, canary) pairs' current hashes."""
     if not pairs:
         return {}
@@ -144,7 +166,11 @@ def window_latency(conn: sa.Connection, pairs: Collection[tuple[str, str]], hash
     contents = sorted({(cid, hashes[cid]) for _, cid in pairs})
     # A model has rows for a compared canary only if it has a cell for it, so (models x
     # compared contents) selects exactly the pairs' samples.
-    where = [c.model_id.in_(models), sa.tuple_(c.canary_id, c.canary_hash).in_(contents), c.day.between(start, end)]
+    where = [
+        c.model_id.in_(models),
+        sa.tuple_(c.canary_id, c.canary_hash).in_(contents),
+        c.day.between(start, end),
+    ]
     stmt = _quantile_stmt([c.model_id], where)
     return {m: Quantiles(float(p50), float(p95), int(n)) for m, p50, p95, n in conn.execute(stmt)}
 
@@ -152,7 +178,9 @@ def window_latency(conn: sa.Connection, pairs: Collection[tuple[str, str]], hash
 ServedDay = dict[tuple[str | None, str | None], int]  # (served model, fingerprint) -> samples
 
 
-def served(conn: sa.Connection, model_ids: Collection[str], start: date, end: date) -> dict[str, dict[date, ServedDay]]:
+def served(
+    conn: sa.Connection, model_ids: Collection[str], start: date, end: date
+) -> dict[str, dict[date, ServedDay]]:
     """What answered each model's scored samples, per day (distinct pairs with their counts)."""
     c = samples.c
     stmt = (
@@ -166,15 +194,20 @@ def served(conn: sa.Connection, model_ids: Collection[str], start: date, end: da
     return {m: dict(d) for m, d in out.items()}
 
 
-def latest_failures(conn: sa.Connection, model_ids: Collection[str], start: date, end: date, *, per_pair: int
-                    ) -> dict[PairKey, list[SampleRow]]:
+def latest_failures(
+    conn: sa.Connection, model_ids: Collection[str], start: date, end: date, *, per_pair: int
+) -> dict[PairKey, list[SampleRow]]:
     """The newest `per_pair` failing samples of each (model, canary), transcripts included.
 
     A window function picks the ids, so only the rows shown are read whole."""
     c = samples.c
-    rn = sa.func.row_number().over(
-        partition_by=[c.model_id, c.canary_id], order_by=[c.day.desc(), c.finished_at.desc(), c.id.desc()]
-    ).label("rn")
+    rn = (
+        sa.func.row_number()
+        .over(
+            partition_by=[c.model_id, c.canary_id], order_by=[c.day.desc(), c.finished_at.desc(), c.id.desc()]
+        )
+        .label("rn")
+    )
     ranked = (
         sa.select(c.id, rn)
         .where(c.model_id.in_(list(model_ids)), c.day.between(start, end), c.outcome == "fail")
@@ -195,7 +228,7 @@ def latest_failures(conn: sa.Connection, model_ids: Collection[str], start: date
 def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
     """Bounded IN lists (SQLite caps bound parameters)."""
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 @dataclass(frozen=True)
@@ -216,12 +249,16 @@ def alert_history(conn: sa.Connection, model_ids: Collection[str]) -> list[Alert
     for chunk in _chunks([r.id for r in rows], 500):
         ev = sa.select(alert_events).where(alert_events.c.alert_id.in_(chunk)).order_by(alert_events.c.id)
         for e in conn.execute(ev).mappings():
-            events[e["alert_id"]].append({"at": e["at"], "day": e["day"], "event": e["event"], "detail": e["detail"]})
+            events[e["alert_id"]].append(
+                {"at": e["at"], "day": e["day"], "event": e["event"], "detail": e["detail"]}
+            )
     return [AlertHistory(r, events[r.id]) for r in rows]
 
 
 def active_silences(conn: sa.Connection, at: datetime) -> list[SilenceRow]:
-    rows = conn.execute(sa.select(silences).where(silences.c.until > at).order_by(silences.c.until)).mappings()
+    rows = conn.execute(
+        sa.select(silences).where(silences.c.until > at).order_by(silences.c.until)
+    ).mappings()
     return [SilenceRow(**r) for r in rows]
 
 

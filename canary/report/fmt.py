@@ -54,6 +54,12 @@ def short_hash(value: str | None) -> str:
 
 
 FILTERS = {
-    "pct": pct, "pct0": pct0, "tokens": tokens, "seconds": seconds, "usd": usd, "day": day, "when": when,
+    "pct": pct,
+    "pct0": pct0,
+    "tokens": tokens,
+    "seconds": seconds,
+    "usd": usd,
+    "day": day,
+    "when": when,
     "short_hash": short_hash,
 }

@@ -49,8 +49,9 @@ def tool_args(call: ToolCall) -> str:
 
 
 def canary_json(canary: Any) -> str:
-    return json.dumps(canary.model_dump(mode="json", exclude={"sim"}, exclude_defaults=True), indent=2,
-                      ensure_ascii=False)
+    return json.dumps(
+        canary.model_dump(mode="json", exclude={"sim"}, exclude_defaults=True), indent=2, ensure_ascii=False
+    )
 
 
 def shown(value: Any) -> Any:
@@ -74,8 +75,14 @@ def environment() -> jinja2.Environment:
     env.filters["num"] = charts.num
     env.filters["model_path"] = paths.model_page
     env.globals.update(
-        clip=clip, tool_args=tool_args, svg_points=svg.points, canary_json=canary_json, canary_path=paths.canary_page,
-        version=canary.__version__, csp=CSP, compare_days=COMPARE_DAYS,
+        clip=clip,
+        tool_args=tool_args,
+        svg_points=svg.points,
+        canary_json=canary_json,
+        canary_path=paths.canary_page,
+        version=canary.__version__,
+        csp=CSP,
+        compare_days=COMPARE_DAYS,
     )
     return env
 
@@ -123,7 +130,9 @@ def _pages(site: Site) -> list[tuple[str, str, dict[str, Any]]]:
     for model in site.models:
         out.append((model.path, "model.html.j2", {"title": model.model.id, "model_page": model}))
         for pair in model.pairs:
-            out.append((pair.path, "canary.html.j2", {"title": f"{pair.canary.id} on {pair.model.id}", "pair": pair}))
+            out.append(
+                (pair.path, "canary.html.j2", {"title": f"{pair.canary.id} on {pair.model.id}", "pair": pair})
+            )
     return out
 
 
@@ -135,8 +144,12 @@ def render_site(site: Site, writer: FolderWriter) -> None:
     env = environment()
     cfg = site.project.config
     common = {
-        "site": site, "detect": cfg.detect, "signals": cfg.signals, "report_url": cfg.alerts.report_url,
-        "repeat_hours": cfg.alerts.repeat_hours, "model_paths": {m.model.id: m.path for m in site.models},
+        "site": site,
+        "detect": cfg.detect,
+        "signals": cfg.signals,
+        "report_url": cfg.alerts.report_url,
+        "repeat_hours": cfg.alerts.repeat_hours,
+        "model_paths": {m.model.id: m.path for m in site.models},
         "pair_paths": {(p.model.id, p.canary.id): p.path for p in site.pairs},
     }
     templates: dict[str, jinja2.Template] = {}
@@ -165,5 +178,7 @@ def write_report(
         render_site(site, writer)
         writer.finish()
     except OSError as exc:
-        raise CanaryError(f"cannot write the report to {out}: {exc.strerror or exc}", exit_code=EXIT_IOERR) from None
+        raise CanaryError(
+            f"cannot write the report to {out}: {exc.strerror or exc}", exit_code=EXIT_IOERR
+        ) from None
     return out / paths.INDEX

@@ -69,7 +69,9 @@ class DayView:
 def active_counts(per_hash: Mapping[str, Mapping[date, DayAgg]]) -> dict[date, tuple[str, DayAgg]]:
     """Each day's (hash, counts) from the newest content that has data that day: on the day a
     canary was edited, the new content wins."""
-    order = sorted((h for h in per_hash if per_hash[h]), key=lambda h: (min(per_hash[h]), max(per_hash[h]), h))
+    order = sorted(
+        (h for h in per_hash if per_hash[h]), key=lambda h: (min(per_hash[h]), max(per_hash[h]), h)
+    )
     out: dict[date, tuple[str, DayAgg]] = {}
     for chash in order:  # later hashes overwrite earlier ones
         for day, counts in per_hash[chash].items():
@@ -104,9 +106,11 @@ def build_days(
         series = per_hash[chash]
         passes = np.array([series[d].passes if d in series else 0 for d in all_days], dtype=np.int64)
         trials = np.array([series[d].scored if d in series else 0 for d in all_days], dtype=np.int64)
-        judged[chash] = (judge_stream(passes, trials, detect, start=first).alarm,
-                         sigma_bands(passes, trials, targets, detect),
-                         baseline_progress(passes, trials, detect, start=first))
+        judged[chash] = (
+            judge_stream(passes, trials, detect, start=first).alarm,
+            sigma_bands(passes, trials, targets, detect),
+            baseline_progress(passes, trials, detect, start=first),
+        )
     out: list[DayView] = []
     for i, day in enumerate(window):
         lat = latency.get(day) if latency else None
@@ -159,8 +163,9 @@ def sigma_bands(passes: np.ndarray, trials: np.ndarray, targets: np.ndarray, det
     return Bands(mean, low, high, n >= detect.min_history)
 
 
-def content_changes(per_hash: Mapping[str, Mapping[date, DayAgg]], window: Sequence[date]
-                    ) -> list[tuple[date, str, str]]:
+def content_changes(
+    per_hash: Mapping[str, Mapping[date, DayAgg]], window: Sequence[date]
+) -> list[tuple[date, str, str]]:
     """(day, old hash, new hash) for each day in `window` whose active content differs from the
     previous day with data."""
     active = active_counts(per_hash)

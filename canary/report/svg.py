@@ -19,14 +19,20 @@ def points(series: Series) -> Markup:
     out: list[str] = []
     if series.shape == "circle":
         for d in series.dots:
-            out.append(f'<circle class="pt s-{key}" cx="{num(d.x)}" cy="{num(d.y)}" r="3.2">'
-                       f"<title>{escape(visible(d.title))}</title></circle>")
+            out.append(
+                f'<circle class="pt s-{key}" cx="{num(d.x)}" cy="{num(d.y)}" r="3.2">'
+                f"<title>{escape(visible(d.title))}</title></circle>"
+            )
     elif series.shape == "square":
         for d in series.dots:
-            out.append(f'<rect class="pt s-{key}" x="{num(d.x - 3.2)}" y="{num(d.y - 3.2)}" width="6.4" height="6.4">'
-                       f"<title>{escape(visible(d.title))}</title></rect>")
+            out.append(
+                f'<rect class="pt s-{key}" x="{num(d.x - 3.2)}" y="{num(d.y - 3.2)}" width="6.4" height="6.4">'
+                f"<title>{escape(visible(d.title))}</title></rect>"
+            )
     elif series.shape == "diamond":
         for d in series.dots:
-            out.append(f'<path class="pt s-{key}" d="M{num(d.x)} {num(d.y - 4.2)}l4.2 4.2l-4.2 4.2l-4.2 -4.2z">'
-                       f"<title>{escape(visible(d.title))}</title></path>")
+            out.append(
+                f'<path class="pt s-{key}" d="M{num(d.x)} {num(d.y - 4.2)}l4.2 4.2l-4.2 4.2l-4.2 -4.2z">'
+                f"<title>{escape(visible(d.title))}</title></path>"
+            )
     return Markup("\n".join(out))

@@ -65,7 +65,9 @@ def _number(text: str, name: str, names: list[str] | None) -> int:
     if names and text.lower() in names:
         return names.index(text.lower()) + (1 if name == "month" else 0)
     if not text.isdigit():
-        raise CronError(f"{name}: `{text}` is not a number" + (f" or a name ({names[0]}..{names[-1]})" if names else ""))
+        raise CronError(
+            f"{name}: `{text}` is not a number" + (f" or a name ({names[0]}..{names[-1]})" if names else "")
+        )
     return int(text)
 
 
@@ -111,12 +113,19 @@ def parse_cron(expr: str) -> CronSpec:
     parts = text.split()
     if len(parts) != 5:
         raise CronError(f"{len(parts)} fields; expected 5: minute hour day-of-month month day-of-week")
-    sets = [_field(p, name, low, high, names) for p, (name, low, high, names) in zip(parts, FIELDS, strict=True)]
+    sets = [
+        _field(p, name, low, high, names) for p, (name, low, high, names) in zip(parts, FIELDS, strict=True)
+    ]
     weekdays = frozenset(d % 7 for d in sets[4])  # 7 is Sunday too
     return CronSpec(
-        expr=expr.strip(), minutes=frozenset(sets[0]), hours=frozenset(sets[1]), days=frozenset(sets[2]),
-        months=frozenset(sets[3]), weekdays=weekdays,
-        days_restricted=not parts[2].startswith("*"), weekdays_restricted=not parts[4].startswith("*"),
+        expr=expr.strip(),
+        minutes=frozenset(sets[0]),
+        hours=frozenset(sets[1]),
+        days=frozenset(sets[2]),
+        months=frozenset(sets[3]),
+        weekdays=weekdays,
+        days_restricted=not parts[2].startswith("*"),
+        weekdays_restricted=not parts[4].startswith("*"),
     )
 
 
@@ -179,8 +188,13 @@ def trigger_fields(spec: CronSpec) -> list[dict[str, str]]:
     out = []
     for days, weekdays in spec.day_rules():
         week = "*" if weekdays == frozenset(range(7)) else ",".join(CRON_DAYS[d] for d in sorted(weekdays))
-        out.append({
-            "minute": _explicit(spec.minutes, 0, 59), "hour": _explicit(spec.hours, 0, 23),
-            "day": _explicit(days, 1, 31), "month": _explicit(spec.months, 1, 12), "day_of_week": week,
-        })
+        out.append(
+            {
+                "minute": _explicit(spec.minutes, 0, 59),
+                "hour": _explicit(spec.hours, 0, 23),
+                "day": _explicit(days, 1, 31),
+                "month": _explicit(spec.months, 1, 12),
+                "day_of_week": week,
+            }
+        )
     return out

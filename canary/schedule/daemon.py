@@ -60,8 +60,13 @@ def run_job(config_path: Path, canceller: RunCanceller | None = None) -> tuple[i
         heartbeat = Heartbeat.from_config(project.config.heartbeat, os.environ, warn=_heartbeat_warning)
         code = _run_check_report(project, canceller, started, heartbeat)
     except CanaryError as exc:
-        log("job_failed", "error", error=exc.message, exit_code=exc.exit_code,
-            duration_s=round(time.monotonic() - started, 3))
+        log(
+            "job_failed",
+            "error",
+            error=exc.message,
+            exit_code=exc.exit_code,
+            duration_s=round(time.monotonic() - started, 3),
+        )
         heartbeat.run_failed(exc)
         code = exc.exit_code
     except BaseException as exc:  # a daemon logs and survives; CancelledError is a BaseException
@@ -71,8 +76,13 @@ def run_job(config_path: Path, canceller: RunCanceller | None = None) -> tuple[i
             _log_cancelled(project, started)
             heartbeat.run_failed(KeyboardInterrupt())  # stopped: /fail "interrupted"
             return EXIT_INTERRUPTED, project
-        log("job_failed", "error", error=f"{type(exc).__name__}: {exc}", exit_code=EXIT_SOFTWARE,
-            duration_s=round(time.monotonic() - started, 3))
+        log(
+            "job_failed",
+            "error",
+            error=f"{type(exc).__name__}: {exc}",
+            exit_code=EXIT_SOFTWARE,
+            duration_s=round(time.monotonic() - started, 3),
+        )
         heartbeat.run_failed(exc)
         code = EXIT_SOFTWARE
     return code, project
@@ -109,11 +119,21 @@ def _run_check_report(project: Any, canceller: RunCanceller | None, started: flo
     outcomes = Counter(s.outcome for s in report.stats.samples)
     for model_id, trouble in sorted(report.trouble.items()):
         log("model_trouble", "warning", model=model_id, error=trouble.message, skipped=trouble.skipped)
-    log("job_finished", run=report.run_id, day=report.day.isoformat(), planned=report.planned,
-        already=report.already, samples=len(report.stats.samples), outcomes=dict(sorted(outcomes.items())),
-        firing=len(check.firing), events=len(check.events), sent=len(check.delivery.sent),
-        undelivered=len(check.delivery.failed), report=str(index),
-        duration_s=round(time.monotonic() - started, 3))
+    log(
+        "job_finished",
+        run=report.run_id,
+        day=report.day.isoformat(),
+        planned=report.planned,
+        already=report.already,
+        samples=len(report.stats.samples),
+        outcomes=dict(sorted(outcomes.items())),
+        firing=len(check.firing),
+        events=len(check.events),
+        sent=len(check.delivery.sent),
+        undelivered=len(check.delivery.failed),
+        report=str(index),
+        duration_s=round(time.monotonic() - started, 3),
+    )
     if report.trouble_exit_code is not None:
         code = report.trouble_exit_code  # 78: a model's key variable is unset; 69: a model was refused
     elif outcomes.get("harness_error"):
@@ -136,9 +156,19 @@ def _log_cancelled(project: Any, started: float) -> None:
         with suppress(Exception), Store.open(project.store_url, base_dir=project.root) as store:
             last = store.last_run()
             if last is not None and last.status == "interrupted":
-                fields = {"run": last.id, "status": last.status, "planned": last.n_planned, "stored": last.n_done}
-    log("job_cancelled", "warning", duration_s=round(time.monotonic() - started, 3), **fields,
-        note="unfinished samples are left for the next run")
+                fields = {
+                    "run": last.id,
+                    "status": last.status,
+                    "planned": last.n_planned,
+                    "stored": last.n_done,
+                }
+    log(
+        "job_cancelled",
+        "warning",
+        duration_s=round(time.monotonic() - started, 3),
+        **fields,
+        note="unfinished samples are left for the next run",
+    )
 
 
 # --------------------------------------------------------------------------- stopping
@@ -253,8 +283,9 @@ def serve(
             finished.set()
 
 
-def _serve_forever(config_path: Path, jobs: _Jobs, stop: threading.Event, finished: threading.Event,
-                   trigger: Any) -> int:
+def _serve_forever(
+    config_path: Path, jobs: _Jobs, stop: threading.Event, finished: threading.Event, trigger: Any
+) -> int:
     from apscheduler.events import EVENT_JOB_MISSED, EVENT_SCHEDULER_START
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -266,9 +297,13 @@ def _serve_forever(config_path: Path, jobs: _Jobs, stop: threading.Event, finish
     schedule = config.schedule
     if trigger is None and schedule is None:
         raise SetupError(
-            f"{doc.path}: no `schedule:` block (add e.g. `schedule: {{cron: \"0 6 * * *\", timezone: UTC}}`)"
+            f'{doc.path}: no `schedule:` block (add e.g. `schedule: {{cron: "0 6 * * *", timezone: UTC}}`)'
         )
-    grace = schedule.misfire_grace_hours if schedule else ScheduleConfig.model_fields["misfire_grace_hours"].default
+    grace = (
+        schedule.misfire_grace_hours
+        if schedule
+        else ScheduleConfig.model_fields["misfire_grace_hours"].default
+    )
     scheduler = BlockingScheduler(
         timezone=ZoneInfo(schedule.timezone if schedule else "UTC"),
         executors={"default": ThreadPoolExecutor(1)},
@@ -295,14 +330,23 @@ def _serve_forever(config_path: Path, jobs: _Jobs, stop: threading.Event, finish
                 log("next_run_at", at=next_run_at())
 
     def on_start(_event: Any) -> None:
-        log("scheduler_started", config=str(config_path), pid=os.getpid(),
+        log(
+            "scheduler_started",
+            config=str(config_path),
+            pid=os.getpid(),
             cron=schedule.expressions if schedule and trigger is None else None,
-            timezone=schedule.timezone if schedule else None, next_run_at=next_run_at())
+            timezone=schedule.timezone if schedule else None,
+            next_run_at=next_run_at(),
+        )
         _watch(stop, finished, shutdown)
 
     def on_missed(event: Any) -> None:  # woken (suspend, a stalled host) past the grace
-        log("job_missed", "warning", scheduled=str(event.scheduled_run_time),
-            note="later than misfire_grace_hours; the next scheduled run fills the day")
+        log(
+            "job_missed",
+            "warning",
+            scheduled=str(event.scheduled_run_time),
+            note="later than misfire_grace_hours; the next scheduled run fills the day",
+        )
         _say_missed(config_path, event.scheduled_run_time)
 
     def shutdown() -> None:
@@ -312,8 +356,13 @@ def _serve_forever(config_path: Path, jobs: _Jobs, stop: threading.Event, finish
         scheduler.shutdown(wait=True)
 
     first_run = _catch_up(config_path, config, schedule) if trigger is None and schedule is not None else None
-    scheduler.add_job(job, trigger or build_trigger(schedule), id=JOB_ID, name="canary run + report",
-                      **({"next_run_time": first_run} if first_run else {}))
+    scheduler.add_job(
+        job,
+        trigger or build_trigger(schedule),
+        id=JOB_ID,
+        name="canary run + report",
+        **({"next_run_time": first_run} if first_run else {}),
+    )
     scheduler.add_listener(on_start, EVENT_SCHEDULER_START)
     _tick(scheduler, stop, finished)
     scheduler.add_listener(on_missed, EVENT_JOB_MISSED)
@@ -325,7 +374,9 @@ def _serve_forever(config_path: Path, jobs: _Jobs, stop: threading.Event, finish
 # --------------------------------------------------------------------------- missed slots
 
 
-def _catch_up(config_path: Path, config: Any, schedule: ScheduleConfig, now: datetime | None = None) -> datetime | None:
+def _catch_up(
+    config_path: Path, config: Any, schedule: ScheduleConfig, now: datetime | None = None
+) -> datetime | None:
     """At start: the newest slot of the schedule, if no run has completed since it. Within
     `misfire_grace_hours` it runs at once (the time returned is the job's first run); past it, the
     gap is logged and notified (canary.gap) and the next slot runs as usual. APScheduler cannot do
@@ -345,13 +396,22 @@ def _catch_up(config_path: Path, config: Any, schedule: ScheduleConfig, now: dat
     if last is not None and last >= slot:
         return None
     late_h = (now - slot).total_seconds() / 3600
-    fields = {"scheduled": slot.isoformat(), "late_h": round(late_h, 2),
-              "last_completed": last.isoformat() if last else None}
+    fields = {
+        "scheduled": slot.isoformat(),
+        "late_h": round(late_h, 2),
+        "last_completed": last.isoformat() if last else None,
+    }
     if late_h <= schedule.misfire_grace_hours:
-        log("catch_up", **fields, note="a slot was missed while the scheduler was not running: running it now")
+        log(
+            "catch_up", **fields, note="a slot was missed while the scheduler was not running: running it now"
+        )
         return now
-    log("job_missed", "warning", **fields,
-        note="later than misfire_grace_hours: not run now; the next scheduled run fills the day")
+    log(
+        "job_missed",
+        "warning",
+        **fields,
+        note="later than misfire_grace_hours: not run now; the next scheduled run fills the day",
+    )
     _say_missed(config_path, slot, now=now)
     return None
 
@@ -382,8 +442,14 @@ def _say_missed(config_path: Path, slot: datetime, now: datetime | None = None) 
         log("gap_notice_failed", "warning", error=_one_line(exc))
         return
     if gap is not None:
-        log("gap", "warning", summary=gap.summary, hours=round(gap.hours, 1), days_missed=gap.days_missed,
-            notified=len(channels))
+        log(
+            "gap",
+            "warning",
+            summary=gap.summary,
+            hours=round(gap.hours, 1),
+            days_missed=gap.days_missed,
+            notified=len(channels),
+        )
 
 
 def _one_line(exc: BaseException) -> str:

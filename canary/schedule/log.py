@@ -18,7 +18,12 @@ _lock = threading.RLock()
 def log(event: str, level: str = "info", *, stream: TextIO | None = None, **fields: Any) -> None:
     """Write {"ts", "level", "event", **fields}. Callers pass ids, counts and messages only,
     never settings objects, so a secret cannot ride along."""
-    record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": level, "event": event, **fields}
+    record = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "event": event,
+        **fields,
+    }
     line = json.dumps(record, default=str, ensure_ascii=False)
     with _lock:
         out = stream or sys.stdout
@@ -32,7 +37,11 @@ class JsonLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            log("scheduler_" + record.levelname.lower(), record.levelname.lower(),
-                logger=record.name, message=record.getMessage())
+            log(
+                "scheduler_" + record.levelname.lower(),
+                record.levelname.lower(),
+                logger=record.name,
+                message=record.getMessage(),
+            )
         except Exception:  # logging must never take the daemon down
             self.handleError(record)

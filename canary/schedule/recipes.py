@@ -41,7 +41,7 @@ def _project(project_path: str | os.PathLike | None) -> tuple[Path, ProjectConfi
     if config.schedule is None:
         raise SetupError(
             f"{doc.path}: no `schedule:` block to turn into a recipe "
-            "(add e.g. `schedule: {cron: \"0 6 * * *\", timezone: UTC}`)"
+            '(add e.g. `schedule: {cron: "0 6 * * *", timezone: UTC}`)'
         )
     return config_path, config, config.schedule
 
@@ -92,62 +92,68 @@ def systemd_units(
     common = _service_common(root, user, secret_env_names(config))
     calendars = [c for expr in schedule.expressions for c in on_calendar(parse_cron(expr), schedule.timezone)]
 
-    service = "\n".join([
-        f"# canary: one run, then the report, for {config_path}. Started by canary.timer.",
-        "[Unit]",
-        f"Description=canary quality canaries ({root})",
-        "Wants=network-online.target",
-        "After=network-online.target",
-        "",
-        "[Service]",
-        "Type=oneshot",
-        *common,
-        "# exit 1 means an alert is firing: already notified, and the report should still be written",
-        "SuccessExitStatus=1",
-        _line("ExecStart", _exec([*canary, "run", *config_arg, "--quiet"])),
-        _line("ExecStart", _exec([*canary, "report", *config_arg])),
-        "# stopping it is Ctrl-C: completed samples are kept, the rest is left for the next run",
-        "KillSignal=SIGINT",
-        "TimeoutStartSec=6h",
-        "",
-    ])
-    timer = "\n".join([
-        f"# canary: when to start canary.service; cron {'; '.join(schedule.expressions)} ({schedule.timezone})",
-        "[Unit]",
-        f"Description=canary schedule ({root})",
-        "",
-        "[Timer]",
-        *(f"OnCalendar={c}" for c in calendars),
-        "# a run missed while the machine was off starts at boot",
-        "Persistent=true",
-        f"RandomizedDelaySec={RANDOMIZED_DELAY}",
-        "Unit=canary.service",
-        "",
-        "[Install]",
-        "WantedBy=timers.target",
-        "",
-    ])
-    daemon = "\n".join([
-        f"# canary: the `canary schedule` daemon for {config_path} (instead of canary.timer).",
-        "[Unit]",
-        f"Description=canary scheduler ({root})",
-        "Wants=network-online.target",
-        "After=network-online.target",
-        "",
-        "[Service]",
-        "Type=simple",
-        *common,
-        _line("ExecStart", _exec([*canary, "schedule", *config_arg])),
-        "Restart=on-failure",
-        "RestartSec=30s",
-        "# SIGTERM: no new runs, the run in flight is cancelled cleanly, exit 0",
-        "KillSignal=SIGTERM",
-        "TimeoutStopSec=10min",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-    ])
+    service = "\n".join(
+        [
+            f"# canary: one run, then the report, for {config_path}. Started by canary.timer.",
+            "[Unit]",
+            f"Description=canary quality canaries ({root})",
+            "Wants=network-online.target",
+            "After=network-online.target",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            *common,
+            "# exit 1 means an alert is firing: already notified, and the report should still be written",
+            "SuccessExitStatus=1",
+            _line("ExecStart", _exec([*canary, "run", *config_arg, "--quiet"])),
+            _line("ExecStart", _exec([*canary, "report", *config_arg])),
+            "# stopping it is Ctrl-C: completed samples are kept, the rest is left for the next run",
+            "KillSignal=SIGINT",
+            "TimeoutStartSec=6h",
+            "",
+        ]
+    )
+    timer = "\n".join(
+        [
+            f"# canary: when to start canary.service; cron {'; '.join(schedule.expressions)} ({schedule.timezone})",
+            "[Unit]",
+            f"Description=canary schedule ({root})",
+            "",
+            "[Timer]",
+            *(f"OnCalendar={c}" for c in calendars),
+            "# a run missed while the machine was off starts at boot",
+            "Persistent=true",
+            f"RandomizedDelaySec={RANDOMIZED_DELAY}",
+            "Unit=canary.service",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+        ]
+    )
+    daemon = "\n".join(
+        [
+            f"# canary: the `canary schedule` daemon for {config_path} (instead of canary.timer).",
+            "[Unit]",
+            f"Description=canary scheduler ({root})",
+            "Wants=network-online.target",
+            "After=network-online.target",
+            "",
+            "[Service]",
+            "Type=simple",
+            *common,
+            _line("ExecStart", _exec([*canary, "schedule", *config_arg])),
+            "Restart=on-failure",
+            "RestartSec=30s",
+            "# SIGTERM: no new runs, the run in flight is cancelled cleanly, exit 0",
+            "KillSignal=SIGTERM",
+            "TimeoutStopSec=10min",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )
     return {"canary.service": service, "canary.timer": timer, "canary-scheduler.service": daemon}
 
 
@@ -192,7 +198,9 @@ def cron_line(
     local = machine_timezone() if machine_tz == "auto" else machine_tz
     lines = [f"# canary: {config_path} (flock -n: a run still going makes the next one skip)"]
     if not _same_zone(local, schedule.timezone):
-        lines.append("# CRON_TZ applies to every line after it; not every cron honours it (cronie does): else use systemd")
+        lines.append(
+            "# CRON_TZ applies to every line after it; not every cron honours it (cronie does): else use systemd"
+        )
         lines.append(f"CRON_TZ={schedule.timezone}")
     lines += [f"{expr} {command}" for expr in schedule.expressions]
     return "\n".join(lines) + "\n"

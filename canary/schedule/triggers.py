@@ -25,7 +25,9 @@ def build_trigger(schedule: ScheduleConfig) -> Any:
     return triggers[0] if len(triggers) == 1 else OrTrigger(triggers)
 
 
-def next_run_times(schedule_config: ScheduleConfig, now: datetime | None = None, count: int = 1) -> list[datetime]:
+def next_run_times(
+    schedule_config: ScheduleConfig, now: datetime | None = None, count: int = 1
+) -> list[datetime]:
     """The next `count` run times strictly after `now` (default: the wall clock), in the
     schedule's timezone. A naive `now` is taken as UTC."""
     trigger = build_trigger(schedule_config)
@@ -44,7 +46,13 @@ def next_run_times(schedule_config: ScheduleConfig, now: datetime | None = None,
     return out
 
 
-LOOKBACKS = (timedelta(hours=2), timedelta(days=2), timedelta(days=9), timedelta(days=33), timedelta(days=400))
+LOOKBACKS = (
+    timedelta(hours=2),
+    timedelta(days=2),
+    timedelta(days=9),
+    timedelta(days=33),
+    timedelta(days=400),
+)
 
 
 def previous_run_time(schedule_config: ScheduleConfig, now: datetime | None = None) -> datetime | None:

@@ -64,7 +64,9 @@ class ScorerSpecError(Exception):
     """A scorer entry in a canary file is wrong. `loc` is relative to the entry itself
     (e.g. `("tool_call", "args")`); `unknown` marks an unregistered scorer name (exit 78)."""
 
-    def __init__(self, loc: tuple[str | int, ...], problem: str, hint: str | None = None, *, unknown: bool = False):
+    def __init__(
+        self, loc: tuple[str | int, ...], problem: str, hint: str | None = None, *, unknown: bool = False
+    ):
         super().__init__(problem)
         self.loc = loc
         self.problem = problem

@@ -65,9 +65,7 @@ def _listify(value: Any) -> Any:
     return [value] if isinstance(value, str | int | float) and not isinstance(value, bool) else value
 
 
-Needles = Annotated[
-    list[Annotated[str, Field(min_length=1)]], Field(min_length=1), BeforeValidator(_listify)
-]
+Needles = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1), BeforeValidator(_listify)]
 Schema = Annotated[dict[str, Any] | None, Field(alias="schema")]
 
 
@@ -195,7 +193,11 @@ class Contains(Scorer):
             missing = [n for n in needles if n not in found]
             score = len(found) / len(needles)
             if not missing:
-                what = f"all {len(needles)}: {quote_list(needles)}" if len(needles) > 1 else quote(needles[0], 40)
+                what = (
+                    f"all {len(needles)}: {quote_list(needles)}"
+                    if len(needles) > 1
+                    else quote(needles[0], 40)
+                )
                 return Verdict(True, 1.0, f"found {what}")
             return Verdict(False, score, f"missing {quote_list(missing)} in {quote(inp.text)}")
         if found:
@@ -309,7 +311,11 @@ def parse_json_reply(text: str) -> tuple[bool, Any, str]:
         try:
             return True, json.loads(fence.group(1)), ""
         except json.JSONDecodeError as exc:
-            return False, None, f"the ```json block is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+            return (
+                False,
+                None,
+                f"the ```json block is not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})",
+            )
     detail = whole.msg if isinstance(whole, json.JSONDecodeError) else str(whole)
     return False, None, f"reply is not valid JSON ({detail}): {quote(text)}"
 
@@ -534,7 +540,9 @@ def build_children(entries: Sequence[Any], registry: ScorerRegistry) -> list[Bou
         try:
             children.append(registry.build(entry, nested=True))
         except ScorerSpecError as exc:
-            raise ScorerSpecError(("scorers", i, *exc.loc), exc.problem, exc.hint, unknown=exc.unknown) from None
+            raise ScorerSpecError(
+                ("scorers", i, *exc.loc), exc.problem, exc.hint, unknown=exc.unknown
+            ) from None
     return children
 
 

@@ -84,7 +84,11 @@ class BoundScorer:
             if isinstance(item, int) and item > n_turns:
                 raise ScorerSpecError(loc, f"turn {item} does not exist (the canary has {n_turns})")
             if isinstance(item, str) and item not in names:
-                hint = f"turn names: {', '.join(names)}" if names else "name turns with `name:` to select them by name"
+                hint = (
+                    f"turn names: {', '.join(names)}"
+                    if names
+                    else "name turns with `name:` to select them by name"
+                )
                 raise ScorerSpecError(loc, f"no turn named `{item}`", hint)
 
     async def run(self, inp: ScoreInput) -> Verdict:
@@ -152,7 +156,10 @@ class ScorerRegistry:
         if cls is None:
             known = ", ".join(self.names())
             raise ScorerSpecError(
-                (str(name),), f"unknown scorer `{name}`", f"known scorers: {known}; or add one in scorers/", unknown=True
+                (str(name),),
+                f"unknown scorer `{name}`",
+                f"known scorers: {known}; or add one in scorers/",
+                unknown=True,
             )
         turns: TurnSelection = "all"
         if isinstance(raw, dict) and "turns" in raw:
@@ -160,7 +167,9 @@ class ScorerRegistry:
             turns_raw = raw.pop("turns")
             if nested:
                 raise ScorerSpecError(
-                    (name, "turns"), "`turns` only applies to top-level scorers", "put `turns` on the enclosing scorer"
+                    (name, "turns"),
+                    "`turns` only applies to top-level scorers",
+                    "put `turns` on the enclosing scorer",
                 )
             turns = _parse_turns(name, turns_raw)
         options, shorthand = _coerce(cls, raw)
@@ -172,7 +181,9 @@ class ScorerRegistry:
             loc, problem, hint = _explain(exc, cls, nested)
             raise ScorerSpecError(_prefix(name, loc, shorthand), problem, hint) from None
         except ScorerSpecError as exc:
-            raise ScorerSpecError(_prefix(name, exc.loc, shorthand), exc.problem, exc.hint, unknown=exc.unknown) from None
+            raise ScorerSpecError(
+                _prefix(name, exc.loc, shorthand), exc.problem, exc.hint, unknown=exc.unknown
+            ) from None
         return BoundScorer(label=name, scorer=instance, turns=turns)
 
 
@@ -242,7 +253,9 @@ _PROBLEMS = {
 }
 
 
-def _explain(exc: ValidationError, cls: type[Scorer], nested: bool) -> tuple[tuple[str | int, ...], str, str | None]:
+def _explain(
+    exc: ValidationError, cls: type[Scorer], nested: bool
+) -> tuple[tuple[str | int, ...], str, str | None]:
     """The first pydantic error as (loc, short problem, hint)."""
     err = exc.errors()[0]
     loc = tuple(err["loc"])
@@ -273,10 +286,14 @@ def _reject_ignored_keys(model: type[BaseModel], options: Any) -> None:
     """Plugins' Args may not forbid extra keys; canary files reject unknown keys regardless."""
     if model.model_config.get("extra") == "forbid" or not isinstance(options, dict):
         return
-    known = {n for n, f in model.model_fields.items()} | {f.alias for f in model.model_fields.values() if f.alias}
+    known = {n for n, f in model.model_fields.items()} | {
+        f.alias for f in model.model_fields.values() if f.alias
+    }
     for key in options:
         if key not in known:
-            raise ScorerSpecError((key,), f"unknown option `{key}`", f"valid options: {', '.join(sorted(known))}")
+            raise ScorerSpecError(
+                (key,), f"unknown option `{key}`", f"valid options: {', '.join(sorted(known))}"
+            )
 
 
 def build_registry(scorers_dir: Path | None = None) -> ScorerRegistry:

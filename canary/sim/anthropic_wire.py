@@ -12,7 +12,13 @@ from canary.sim.request import SimRequest, WireError, as_int
 from canary.sim.state import Effective
 from canary.sim.wire import block_text, dumps, new_id, text_len
 
-STOP_REASONS = {"end": "end_turn", "tool": "tool_use", "length": "max_tokens", "refusal": "refusal", "filtered": "refusal"}
+STOP_REASONS = {
+    "end": "end_turn",
+    "tool": "tool_use",
+    "length": "max_tokens",
+    "refusal": "refusal",
+    "filtered": "refusal",
+}
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -83,7 +89,11 @@ class AnthropicWire:
 
     def error(self, status: int, message: str) -> dict[str, Any]:
         etype = ERROR_TYPES.get(status, "api_error")
-        return {"type": "error", "error": {"type": etype, "message": message}, "request_id": new_id("req_sim_")}
+        return {
+            "type": "error",
+            "error": {"type": etype, "message": message},
+            "request_id": new_id("req_sim_"),
+        }
 
     def quota(self) -> dict[str, Any]:
         body = self.error(429, "You have reached your specified API usage limits. Please try again later.")
@@ -98,7 +108,9 @@ class AnthropicWire:
             # Broken arguments cannot be a JSON object, so they travel as a string `input`;
             # the SDK builds models without validation and hands the string through.
             tool_input: Any = reply.arguments if reply.arguments is not None else reply.raw_arguments
-            content = [{"type": "tool_use", "id": new_id("toolu_sim_"), "name": reply.call_name, "input": tool_input}]
+            content = [
+                {"type": "tool_use", "id": new_id("toolu_sim_"), "name": reply.call_name, "input": tool_input}
+            ]
         else:
             content = [{"type": "text", "text": reply.text}]
         if req.thinking:
@@ -118,14 +130,28 @@ class AnthropicWire:
             out.extend(_thinking_frames(index))
             index += 1
         if reply.call_name is not None:
-            block: dict[str, Any] = {"type": "tool_use", "id": new_id("toolu_sim_"), "name": reply.call_name, "input": {}}
-            deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(reply.raw_arguments or "", 4, 8)]
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": new_id("toolu_sim_"),
+                "name": reply.call_name,
+                "input": {},
+            }
+            deltas = [
+                {"type": "input_json_delta", "partial_json": p}
+                for p in pieces(reply.raw_arguments or "", 4, 8)
+            ]
         else:
             block = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": p} for p in pieces(reply.text, 8, 24)]
-        out.append(frame("content_block_start", {"type": "content_block_start", "index": index, "content_block": block}))
+        out.append(
+            frame(
+                "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+            )
+        )
         for delta in deltas:
-            out.append(frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+            out.append(
+                frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+            )
             if broken:
                 break
         if broken:
@@ -145,9 +171,13 @@ def _thinking_frames(index: int) -> list[bytes]:
     block = {"type": "thinking", "thinking": "", "signature": ""}
     deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces(THINKING_TEXT, 3, 8)]
     deltas.append({"type": "signature_delta", "signature": new_id("sig-")})
-    out = [frame("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})]
+    out = [
+        frame("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+    ]
     for delta in deltas:
-        out.append(frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        out.append(
+            frame("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+        )
     out.append(frame("content_block_stop", {"type": "content_block_stop", "index": index}))
     return out
 
@@ -158,7 +188,9 @@ def _thinking_enabled(config: Any, max_tokens: int) -> bool:
         return False
     budget = as_int(config.get("budget_tokens"))
     if budget is None or budget < MIN_BUDGET:
-        raise WireError(400, f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_BUDGET}")
+        raise WireError(
+            400, f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_BUDGET}"
+        )
     if max_tokens <= budget:
         raise WireError(400, "`max_tokens` must be greater than `thinking.budget_tokens`")
     return True
@@ -181,7 +213,9 @@ def _check_thinking_kept(index: int, content: Any) -> None:
             "thinking blocks must be preserved and passed back unchanged.",
         )
     for n, block in enumerate(blocks):
-        if block.get("type") == "thinking" and not (isinstance(block.get("signature"), str) and block["signature"]):
+        if block.get("type") == "thinking" and not (
+            isinstance(block.get("signature"), str) and block["signature"]
+        ):
             raise WireError(400, f"messages.{index}.content.{n}: Invalid `signature` in `thinking` block")
 
 
@@ -226,4 +260,6 @@ def _tool_names(tools: Any) -> tuple[str, ...]:
 
 
 def _has_tool_result(content: Any) -> bool:
-    return isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+    return isinstance(content, list) and any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    )

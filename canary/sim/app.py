@@ -89,7 +89,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def error_response(
-    wire: Wire, status: int, body: dict, retry_after_s: float | None = None, extra: dict[str, str] | None = None
+    wire: Wire,
+    status: int,
+    body: dict,
+    retry_after_s: float | None = None,
+    extra: dict[str, str] | None = None,
 ) -> web.Response:
     headers = {wire.request_id_header: new_id("req_sim_"), **(extra or {})}
     if retry_after_s is not None:
@@ -188,12 +192,19 @@ async def failure(request: web.Request, wire: Wire, fault: SimFault) -> web.Stre
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(request.app[CLOSING].wait(), HOLD_S)
         return error_response(wire, 503, wire.error(503, "simulator shutting down"))
-    message = {529: "Overloaded", 429: "Rate limited (simulated)"}.get(fault.status, f"Simulated error {fault.status}")
+    message = {529: "Overloaded", 429: "Rate limited (simulated)"}.get(
+        fault.status, f"Simulated error {fault.status}"
+    )
     return error_response(wire, fault.status, wire.error(fault.status, message), fault.retry_after_s, extra)
 
 
 async def stream(
-    request: web.Request, frames: list[bytes], latency_s: float, headers: dict[str, str], *, close: bool = False
+    request: web.Request,
+    frames: list[bytes],
+    latency_s: float,
+    headers: dict[str, str],
+    *,
+    close: bool = False,
 ) -> web.StreamResponse:
     """Half the latency before the headers (time to first token), the rest spread over the body."""
     sse = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -217,7 +228,9 @@ async def stream(
 
 async def truncated(request: web.Request, payload: bytes, headers: dict[str, str]) -> web.StreamResponse:
     """200 headers promising the whole body, half of it, then a dropped connection."""
-    response = web.StreamResponse(headers={**headers, "Content-Type": JSON, "Content-Length": str(len(payload))})
+    response = web.StreamResponse(
+        headers={**headers, "Content-Type": JSON, "Content-Length": str(len(payload))}
+    )
     await response.prepare(request)
     await response.write(payload[: len(payload) // 2])
     if request.transport is not None:

@@ -13,7 +13,13 @@ from canary.sim.request import SimRequest, WireError, as_int
 from canary.sim.state import Effective
 from canary.sim.wire import block_text, dumps, new_id, text_len
 
-FINISH_REASONS = {"end": "stop", "tool": "tool_calls", "length": "length", "refusal": "stop", "filtered": "content_filter"}
+FINISH_REASONS = {
+    "end": "stop",
+    "tool": "tool_calls",
+    "length": "length",
+    "refusal": "stop",
+    "filtered": "content_filter",
+}
 DEFAULT_FINGERPRINT = "fp_sim"
 SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 ERRORS: dict[int, tuple[str, str | None]] = {  # status -> (type, code)
@@ -79,7 +85,14 @@ class OpenAIWire:
 
     def quota(self) -> dict[str, Any]:
         message = "You exceeded your current quota, please check your plan and billing details."
-        return {"error": {"message": message, "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
+        return {
+            "error": {
+                "message": message,
+                "type": "insufficient_quota",
+                "param": None,
+                "code": "insufficient_quota",
+            }
+        }
 
     def not_found(self, model: str) -> dict[str, Any]:
         message = f"The model `{model}` does not exist or you do not have access to it."
@@ -92,7 +105,12 @@ class OpenAIWire:
         if reply.call_name is not None:
             message["content"] = reply.text or None
             message["tool_calls"] = [_tool_call(reply)]
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": FINISH_REASONS[reply.stop]}
+        choice = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": FINISH_REASONS[reply.stop],
+        }
         return {**_head(req, eff, "chat.completion"), "choices": [choice], "usage": _usage(reply)}
 
     def frames(self, reply: Reply, req: SimRequest, eff: Effective, *, broken: bool = False) -> list[bytes]:
@@ -121,7 +139,11 @@ class OpenAIWire:
             if broken:
                 break
         if broken:
-            out.append(frame({"error": {"message": SERVER_ERROR, "type": "server_error", "param": None, "code": None}}))
+            out.append(
+                frame(
+                    {"error": {"message": SERVER_ERROR, "type": "server_error", "param": None, "code": None}}
+                )
+            )
             return out
         out.append(chunk({}, FINISH_REASONS[reply.stop]))
         if req.include_usage:
@@ -148,7 +170,11 @@ def _tool_call(reply: Reply) -> dict[str, Any]:
 
 def _usage(reply: Reply) -> dict[str, int]:
     total = reply.input_tokens + reply.output_tokens
-    return {"prompt_tokens": reply.input_tokens, "completion_tokens": reply.output_tokens, "total_tokens": total}
+    return {
+        "prompt_tokens": reply.input_tokens,
+        "completion_tokens": reply.output_tokens,
+        "total_tokens": total,
+    }
 
 
 def _tool_names(tools: Any) -> tuple[str, ...]:

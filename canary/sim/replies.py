@@ -25,7 +25,9 @@ HUGE_MARK = "@@canary-huge@@"  # stands in for a huge answer, streamed lazily by
 class Content:
     text: str = ""
     call_name: str | None = None
-    raw_arguments: str | None = None  # the call's arguments as sent; invalid JSON on purpose for bad_tool_args
+    raw_arguments: str | None = (
+        None  # the call's arguments as sent; invalid JSON on purpose for bad_tool_args
+    )
     unlimited: bool = False  # huge answers ignore max_tokens: they exist to test size handling
     stop: Stop | None = None  # a fault's own stop reason (truncated, refusal, content_filter)
 

@@ -56,7 +56,11 @@ class SilenceRow:
     created_at: datetime
 
     def covers(self, model_id: str, scope: str, at: datetime) -> bool:
-        return self.model_id == model_id and (self.canary_id is None or self.canary_id == scope) and at < self.until
+        return (
+            self.model_id == model_id
+            and (self.canary_id is None or self.canary_id == scope)
+            and at < self.until
+        )
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ def lock_for_check(conn: sa.Connection) -> None:
     """Hold the check lock until the transaction ends (SQLite already holds its write lock)."""
     if conn.dialect.name == "postgresql":  # scoped to canary's schema, like the run lock
         conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:k, hashtext(current_database() || '/' || current_schema()))"),
+            sa.text(
+                "SELECT pg_advisory_xact_lock(:k, hashtext(current_database() || '/' || current_schema()))"
+            ),
             {"k": CHECK_LOCK_CLASS},
         )
 
@@ -121,18 +127,44 @@ def events_of(store: Store, alert_ids: Iterable[str]) -> dict[str, list[dict[str
     stmt = sa.select(alert_events).where(alert_events.c.alert_id.in_(ids)).order_by(alert_events.c.id)
     with store.reading() as conn:
         for r in conn.execute(stmt).mappings():
-            out[r["alert_id"]].append({"at": r["at"], "day": r["day"], "event": r["event"], "detail": r["detail"]})
+            out[r["alert_id"]].append(
+                {"at": r["at"], "day": r["day"], "event": r["event"], "detail": r["detail"]}
+            )
     return out
 
 
-def new_alert(conn: sa.Connection, key: AlertKey, *, now: datetime, day: date, summary: str,
-              today: str | None, baseline: str | None, detail: str) -> str:
+def new_alert(
+    conn: sa.Connection,
+    key: AlertKey,
+    *,
+    now: datetime,
+    day: date,
+    summary: str,
+    today: str | None,
+    baseline: str | None,
+    detail: str,
+) -> str:
     alert_id = uuid.uuid4().hex
-    conn.execute(alerts.insert().values(
-        id=alert_id, model_id=key[0], scope=key[1], signal=key[2], state="firing", opened_at=now,
-        opened_day=day, resolved_at=None, resolved_day=None, last_notified_at=None, notify_count=0,
-        summary=summary, today=today, baseline=baseline, detail=detail, last_day=day,
-    ))
+    conn.execute(
+        alerts.insert().values(
+            id=alert_id,
+            model_id=key[0],
+            scope=key[1],
+            signal=key[2],
+            state="firing",
+            opened_at=now,
+            opened_day=day,
+            resolved_at=None,
+            resolved_day=None,
+            last_notified_at=None,
+            notify_count=0,
+            summary=summary,
+            today=today,
+            baseline=baseline,
+            detail=detail,
+            last_day=day,
+        )
+    )
     return alert_id
 
 
@@ -140,19 +172,24 @@ def update_alert(conn: sa.Connection, alert_id: str, **values: Any) -> None:
     conn.execute(alerts.update().where(alerts.c.id == alert_id).values(**values))
 
 
-def add_event(conn: sa.Connection, alert_id: str, *, at: datetime, day: date, event: str, detail: str = "") -> None:
+def add_event(
+    conn: sa.Connection, alert_id: str, *, at: datetime, day: date, event: str, detail: str = ""
+) -> None:
     conn.execute(alert_events.insert().values(alert_id=alert_id, at=at, day=day, event=event, detail=detail))
 
 
 # --------------------------------------------------------------------------- silences
 
 
-def add_silence(store: Store, *, model_id: str, canary_id: str | None, until: datetime, reason: str,
-                now: datetime) -> int:
+def add_silence(
+    store: Store, *, model_id: str, canary_id: str | None, until: datetime, reason: str, now: datetime
+) -> int:
     with store.writing() as conn:
-        result = conn.execute(silences.insert().values(
-            model_id=model_id, canary_id=canary_id, until=until, reason=reason, created_at=now
-        ))
+        result = conn.execute(
+            silences.insert().values(
+                model_id=model_id, canary_id=canary_id, until=until, reason=reason, created_at=now
+            )
+        )
         return int(result.inserted_primary_key[0])
 
 
@@ -169,17 +206,42 @@ def list_silences(store: Store, at: datetime) -> list[SilenceRow]:
 # --------------------------------------------------------------------------- outbox
 
 
-def enqueue(conn: sa.Connection, message_id: str, channels: Iterable[str], payload: str, now: datetime) -> None:
+def enqueue(
+    conn: sa.Connection, message_id: str, channels: Iterable[str], payload: str, now: datetime
+) -> None:
     for channel in channels:
-        conn.execute(notifications.insert().values(
-            message_id=message_id, channel=channel, payload=payload, status="queued", created_at=now,
-            attempts=0, last_error=None, last_attempt_at=None, sent_at=None, claimed_by=None, claimed_until=None,
-            next_attempt_at=None, first_attempt_at=None,
-        ))
+        conn.execute(
+            notifications.insert().values(
+                message_id=message_id,
+                channel=channel,
+                payload=payload,
+                status="queued",
+                created_at=now,
+                attempts=0,
+                last_error=None,
+                last_attempt_at=None,
+                sent_at=None,
+                claimed_by=None,
+                claimed_until=None,
+                next_attempt_at=None,
+                first_attempt_at=None,
+            )
+        )
 
 
-_OUTBOX_COLUMNS = ("message_id", "channel", "payload", "status", "created_at", "attempts", "last_error", "sent_at",
-                   "next_attempt_at", "last_attempt_at", "first_attempt_at")
+_OUTBOX_COLUMNS = (
+    "message_id",
+    "channel",
+    "payload",
+    "status",
+    "created_at",
+    "attempts",
+    "last_error",
+    "sent_at",
+    "next_attempt_at",
+    "last_attempt_at",
+    "first_attempt_at",
+)
 
 
 def _outbox_select() -> sa.Select:
@@ -198,7 +260,9 @@ def failed(store: Store, limit: int = 50, since: datetime | None = None) -> list
     """Notifications that will never be delivered (refused for good, or given up), newest first;
     with `since`, only those whose last attempt was at or after it."""
     c = notifications.c
-    stmt = _outbox_select().where(c.status == "failed").order_by(c.last_attempt_at.desc(), c.created_at.desc())
+    stmt = (
+        _outbox_select().where(c.status == "failed").order_by(c.last_attempt_at.desc(), c.created_at.desc())
+    )
     if since is not None:
         stmt = stmt.where(c.last_attempt_at >= since)
     with store.reading() as conn:
@@ -225,15 +289,26 @@ def claim(store: Store, row: OutboxRow, *, owner: str, now: datetime, lease: tim
         return conn.execute(stmt).rowcount == 1
 
 
-def finish_delivery(store: Store, row: OutboxRow, *, owner: str, now: datetime, error: str | None,
-                    attempts: int, failed: bool = False, next_attempt_at: datetime | None = None,
-                    started: datetime | None = None) -> None:
+def finish_delivery(
+    store: Store,
+    row: OutboxRow,
+    *,
+    owner: str,
+    now: datetime,
+    error: str | None,
+    attempts: int,
+    failed: bool = False,
+    next_attempt_at: datetime | None = None,
+    started: datetime | None = None,
+) -> None:
     """Record one delivery round (begun at `started`): sent (error None), failed for good
     (`failed`), or still queued and not retried before `next_attempt_at`. Only the claim's owner
     may record it."""
     c = notifications.c
     values: dict[str, Any] = {
-        "attempts": c.attempts + attempts, "last_attempt_at": now, "claimed_until": None,
+        "attempts": c.attempts + attempts,
+        "last_attempt_at": now,
+        "claimed_until": None,
         "first_attempt_at": sa.func.coalesce(c.first_attempt_at, started or now),
     }
     if error is None:
@@ -242,8 +317,10 @@ def finish_delivery(store: Store, row: OutboxRow, *, owner: str, now: datetime, 
         values |= {"status": "failed", "last_error": error[:500], "next_attempt_at": None}
     else:
         values |= {"last_error": error[:500], "claimed_by": None, "next_attempt_at": next_attempt_at}
-    stmt = notifications.update().where(
-        c.message_id == row.message_id, c.channel == row.channel, c.claimed_by == owner
-    ).values(**values)
+    stmt = (
+        notifications.update()
+        .where(c.message_id == row.message_id, c.channel == row.channel, c.claimed_by == owner)
+        .values(**values)
+    )
     with store.writing() as conn:
         conn.execute(stmt)

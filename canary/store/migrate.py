@@ -29,7 +29,9 @@ def migrations_dir() -> Path:
     for candidate in (package / "_bundled" / "migrations", package.parent / "migrations"):
         if (candidate / "env.py").is_file():
             return candidate
-    raise StoreError(f"cannot find the migrations folder (looked in {package / '_bundled'} and {package.parent})")
+    raise StoreError(
+        f"cannot find the migrations folder (looked in {package / '_bundled'} and {package.parent})"
+    )
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -94,7 +96,9 @@ def upgrade(engine: sa.Engine, target: Target) -> tuple[str | None, str]:
                 if before != HEAD_REVISION:
                     command.upgrade(alembic_config(conn), "head")
                 if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
-                    raise StoreError(f"migration left broken foreign keys in {target.where}; nothing was changed")
+                    raise StoreError(
+                        f"migration left broken foreign keys in {target.where}; nothing was changed"
+                    )
                 after = read_revision(conn)
         finally:
             if sqlite:

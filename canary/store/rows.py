@@ -84,7 +84,8 @@ def _turn_to_json(turn: TurnRecord) -> dict[str, Any]:
         "stop_reason": turn.stop_reason,
         "fingerprint": turn.fingerprint,
         "scores": [
-            {"scorer": s.scorer, "passed": s.passed, "score": s.score, "reason": s.reason} for s in turn.scores
+            {"scorer": s.scorer, "passed": s.passed, "score": s.score, "reason": s.reason}
+            for s in turn.scores
         ],
         **_turn_flags(turn),
     }
@@ -111,7 +112,9 @@ def _turn_from_json(data: Mapping[str, Any]) -> TurnRecord:
         sent=data["sent"],
         reply=data.get("reply", ""),
         tool_calls=[
-            ToolCall(id=c["id"], name=c["name"], arguments=c.get("arguments"), raw_arguments=c["raw_arguments"])
+            ToolCall(
+                id=c["id"], name=c["name"], arguments=c.get("arguments"), raw_arguments=c["raw_arguments"]
+            )
             for c in data.get("tool_calls", ())
         ],
         input_tokens=data.get("input_tokens", 0),

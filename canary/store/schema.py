@@ -213,7 +213,9 @@ notifications = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Column("claimed_by", sa.String(64), nullable=True),
     sa.Column("claimed_until", UTCDateTime, nullable=True),
-    sa.Column("next_attempt_at", UTCDateTime, nullable=True),  # 0003: not retried before (backoff, Retry-After)
+    sa.Column(
+        "next_attempt_at", UTCDateTime, nullable=True
+    ),  # 0003: not retried before (backoff, Retry-After)
     sa.Column("first_attempt_at", UTCDateTime, nullable=True),  # 0003: the give-up age counts from here
     sa.PrimaryKeyConstraint("message_id", "channel", name="pk_notifications"),
     sa.CheckConstraint(_in("status", NOTIFICATION_STATUSES), name="ck_notifications_status"),

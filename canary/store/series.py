@@ -32,9 +32,13 @@ class DayCounts:
 
     def __add__(self, other: DayCounts) -> DayCounts:
         return DayCounts(
-            self.day, self.passes + other.passes, self.scored + other.scored,
-            self.unavailable + other.unavailable, self.output_tokens + other.output_tokens,
-            self.cost_usd + other.cost_usd, self.priced + other.priced,
+            self.day,
+            self.passes + other.passes,
+            self.scored + other.scored,
+            self.unavailable + other.unavailable,
+            self.output_tokens + other.output_tokens,
+            self.cost_usd + other.cost_usd,
+            self.priced + other.priced,
         )
 
 
@@ -56,7 +60,10 @@ def daily_counts(
     scored = c.outcome.in_(("pass", "fail"))
     stmt = (
         sa.select(
-            c.model_id, c.canary_id, c.canary_hash, c.day,
+            c.model_id,
+            c.canary_id,
+            c.canary_hash,
+            c.day,
             sa.func.sum(sa.case((c.outcome == "pass", 1), else_=0)),
             sa.func.sum(sa.case((scored, 1), else_=0)),
             sa.func.sum(sa.case((c.outcome == "unavailable", 1), else_=0)),
@@ -64,7 +71,9 @@ def daily_counts(
             sa.func.sum(sa.func.coalesce(c.cost_usd, 0.0)),
             sa.func.sum(sa.case((c.cost_usd.is_not(None), 1), else_=0)),
         )
-        .where(c.model_id.in_(list(model_ids)), c.canary_id.in_(list(canary_hashes)), c.day.between(start, end))
+        .where(
+            c.model_id.in_(list(model_ids)), c.canary_id.in_(list(canary_hashes)), c.day.between(start, end)
+        )
         .group_by(c.model_id, c.canary_id, c.canary_hash, c.day)
     )
     out: dict[SeriesKey, dict[date, DayCounts]] = defaultdict(dict)
@@ -72,7 +81,9 @@ def daily_counts(
         for model_id, canary_id, canary_hash, day, p, s, u, tok, cost, priced in conn.execute(stmt):
             if canary_hashes.get(canary_id) != canary_hash:
                 continue
-            out[(model_id, canary_id)][day] = DayCounts(day, int(p), int(s), int(u), int(tok), float(cost), int(priced))
+            out[(model_id, canary_id)][day] = DayCounts(
+                day, int(p), int(s), int(u), int(tok), float(cost), int(priced)
+            )
     return dict(out)
 
 
@@ -97,10 +108,14 @@ def latencies(
         return {}
     c = samples.c
     stmt = sa.select(c.model_id, c.canary_id, c.canary_hash, c.day, c.latency_s).where(
-        c.model_id.in_(list(model_ids)), c.canary_id.in_(list(canary_hashes)), c.day.between(start, end),
+        c.model_id.in_(list(model_ids)),
+        c.canary_id.in_(list(canary_hashes)),
+        c.day.between(start, end),
         c.outcome.in_(("pass", "fail")),
     )
-    out: dict[str, dict[str, dict[date, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    out: dict[str, dict[str, dict[date, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
     with store.reading() as conn:
         for model_id, canary_id, canary_hash, day, latency in conn.execute(stmt):
             if canary_hashes.get(canary_id) == canary_hash:

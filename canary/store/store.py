@@ -71,7 +71,9 @@ class Store:
         self._upsert = upsert.returning(samples.c.id)
         # A retried start_run must not trip over its own first, committed attempt.
         self._insert_run = insert(runs).on_conflict_do_nothing(index_elements=["id"])
-        self._insert_canary = insert(canaries).on_conflict_do_nothing(index_elements=["canary_id", "canary_hash"])
+        self._insert_canary = insert(canaries).on_conflict_do_nothing(
+            index_elements=["canary_id", "canary_hash"]
+        )
         self._insert_attempts = attempts.insert()
         self._delete_attempts = attempts.delete().where(attempts.c.sample_id == sa.bindparam("sid"))
 
@@ -218,6 +220,7 @@ class Store:
             "n_planned": n_planned,
             "n_done": 0,
         }
+
         def write() -> None:
             with self._write() as conn:
                 conn.execute(self._insert_run, values)
@@ -233,6 +236,7 @@ class Store:
             .where(runs.c.id == run_id)
             .values(status=status, n_done=n_done, finished_at=datetime.now(UTC))
         )
+
         def write() -> int:
             with self._write() as conn:
                 return conn.execute(stmt).rowcount
@@ -252,7 +256,9 @@ class Store:
         host, now = socket.gethostname(), datetime.now(UTC)
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(runs.c.id, runs.c.host, runs.c.pid, runs.c.started_at).where(runs.c.status == "running")
+                sa.select(runs.c.id, runs.c.host, runs.c.pid, runs.c.started_at).where(
+                    runs.c.status == "running"
+                )
             ).all()
         abandoned = [
             run_id
@@ -267,7 +273,9 @@ class Store:
             stmt = (
                 runs.update()
                 .where(runs.c.id == run_id, runs.c.status == "running")
-                .values(status="interrupted", n_done=done, finished_at=sa.func.coalesce(last, runs.c.started_at))
+                .values(
+                    status="interrupted", n_done=done, finished_at=sa.func.coalesce(last, runs.c.started_at)
+                )
             )
 
             def write(stmt: sa.Update = stmt) -> None:
@@ -298,6 +306,7 @@ class Store:
         ]
         if not values:
             return
+
         def write() -> None:
             with self._write() as conn:
                 conn.execute(self._insert_canary, values)
@@ -374,8 +383,10 @@ class Store:
         columns = [col for col in samples.c if with_turns or col.name != "transcript"]
         stmt = sa.select(*columns).where(*where).order_by(*(samples.c[k] for k in SAMPLE_KEY))
         ids = sa.select(c.id).where(*where)
-        att_stmt = attempts.select().where(attempts.c.sample_id.in_(ids)).order_by(
-            attempts.c.sample_id, attempts.c.seq
+        att_stmt = (
+            attempts.select()
+            .where(attempts.c.sample_id.in_(ids))
+            .order_by(attempts.c.sample_id, attempts.c.seq)
         )
         with self._read() as conn:
             rows = conn.execute(stmt).mappings().all()
